@@ -1,0 +1,63 @@
+use crate::inbound::InboundError;
+use crate::outbox::SendError;
+use crate::store::StoreError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// An API failure: a status, a stable machine code, and a message for humans.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "storage failed; nothing was acknowledged, retry")
+    }
+}
+
+impl From<InboundError> for ApiError {
+    fn from(e: InboundError) -> Self {
+        let (status, code) = match &e {
+            InboundError::UnknownAccount(_) => (StatusCode::NOT_FOUND, "unknown_account"),
+            InboundError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "account_not_ready"),
+            InboundError::Verify(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
+            InboundError::HandshakeRejected => (StatusCode::FORBIDDEN, "handshake_rejected"),
+            InboundError::NotHandshake => (StatusCode::BAD_REQUEST, "not_a_handshake"),
+            InboundError::Parse(_) => (StatusCode::BAD_REQUEST, "unparseable_webhook"),
+            InboundError::Plugin(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_error"),
+            InboundError::Store(s) => return ApiError::from(s.clone()),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        let (status, code) = match &e {
+            SendError::UnknownAccount(_) => (StatusCode::NOT_FOUND, "unknown_account"),
+            SendError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "account_not_ready"),
+            SendError::OutsideWindow { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "outside_window"),
+            SendError::KeyConflict(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            SendError::Store(s) => return ApiError::from(s.clone()),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

@@ -1,0 +1,41 @@
+//! The HTTP surface. Handlers are thin: decode, call a service, encode.
+
+mod auth;
+mod error;
+mod health;
+mod inbox;
+mod messages;
+mod webhooks;
+
+pub use error::ApiError;
+
+use crate::app::App;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// Bodies of `/v1` requests (messages, claims) are small; cap them independently of webhooks.
+const API_BODY_LIMIT: usize = 256 * 1024;
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+pub fn router(app: Arc<App>) -> Router {
+    let webhook_limit = app.config.max_body_bytes;
+    let webhooks = Router::new()
+        .route("/webhooks/{account}", post(webhooks::post).get(webhooks::get))
+        .layer(DefaultBodyLimit::max(webhook_limit));
+    let v1 = Router::new()
+        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/inbox/claim", post(inbox::claim))
+        .route("/v1/inbox/ack", post(inbox::ack))
+        .route("/v1/inbox/nack", post(inbox::nack))
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    Router::new()
+        .merge(webhooks)
+        .merge(v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(app)
+}

@@ -1,0 +1,369 @@
+//! `switchboard.toml`: parsed raw (TOML values), then validated into [`Config`] with **every**
+//! error collected, each with its field path and a hint, so an operator fixes a config in one go.
+
+mod secret;
+mod walk;
+
+pub use secret::{SecretError, SecretRef};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use walk::Walker;
+
+/// One validation problem, located by its dotted field path (`accounts.wa-main.plugin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{} error(s) in config:\n{}", .0.len(), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+/// Limits and timings of the outbound delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    pub workers: usize,
+    pub lease_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// How often an idle worker looks for due messages (new messages wake it at once).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease_ms: 30_000,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 600_000,
+            poll_interval_ms: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxConfig {
+    pub default_lease_ms: u64,
+    pub max_lease_ms: u64,
+    pub max_claim: usize,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        Self { default_lease_ms: 30_000, max_lease_ms: 3_600_000, max_claim: 100 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    pub id: String,
+    pub plugin: String,
+    pub secrets: BTreeMap<String, SecretRef>,
+    pub settings: BTreeMap<String, String>,
+    /// The exact public URL the provider calls, for schemes that sign the URL (Twilio).
+    pub public_url: Option<String>,
+    /// Accept unsigned webhooks. Only honoured with verify scheme `none`; warned at every start.
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub plugins_dir: PathBuf,
+    pub api_tokens: Vec<SecretRef>,
+    pub max_body_bytes: usize,
+    pub dedupe_ttl_ms: u64,
+    pub accounts: BTreeMap<String, AccountConfig>,
+    pub delivery: DeliveryConfig,
+    pub inbox: InboxConfig,
+}
+
+impl Default for Config {
+    /// The embedded defaults `switchboard run` uses without a config file.
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8787".parse().expect("valid literal"),
+            data_dir: PathBuf::from("./data"),
+            plugins_dir: PathBuf::from("./plugins"),
+            api_tokens: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            dedupe_ttl_ms: 7 * 24 * 3_600_000,
+            accounts: BTreeMap::new(),
+            delivery: DeliveryConfig::default(),
+            inbox: InboxConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg = Self::parse(&text, &path.display().to_string())?;
+        // Relative paths in a config file are relative to the file, as operators expect.
+        if let Some(base) = path.parent() {
+            cfg.data_dir = base.join(&cfg.data_dir);
+            cfg.plugins_dir = base.join(&cfg.plugins_dir);
+        }
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.message().to_string(),
+        })?;
+        let mut w = Walker::default();
+        let cfg = build(&mut w, &table);
+        if w.issues.is_empty() { Ok(cfg) } else { Err(ConfigError::Invalid(w.issues)) }
+    }
+
+    pub fn redb_path(&self) -> PathBuf {
+        self.data_dir.join("switchboard.redb")
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "listen", "data_dir", "plugins_dir", "api_tokens", "max_body_bytes", "dedupe_ttl_hours",
+    "accounts", "delivery", "inbox",
+];
+const ACCOUNT_KEYS: &[&str] = &["plugin", "secrets", "settings", "public_url", "insecure"];
+const DELIVERY_KEYS: &[&str] =
+    &["workers", "lease_ms", "max_attempts", "backoff_base_ms", "backoff_cap_ms", "poll_interval_ms"];
+const INBOX_KEYS: &[&str] = &["default_lease_ms", "max_lease_ms", "max_claim"];
+
+fn build(w: &mut Walker, t: &toml::Table) -> Config {
+    let d = Config::default();
+    w.unknown_keys("", t, TOP_KEYS);
+    let listen = match w.string(t, "", "listen") {
+        Some(s) => s.parse().unwrap_or_else(|_| {
+            w.issue("listen", format!("`{s}` is not an address; use host:port, e.g. 127.0.0.1:8787"));
+            d.listen
+        }),
+        None => d.listen,
+    };
+    let data_dir = w.string(t, "", "data_dir").map(PathBuf::from).unwrap_or(d.data_dir);
+    let plugins_dir = w.string(t, "", "plugins_dir").map(PathBuf::from).unwrap_or(d.plugins_dir);
+    let api_tokens = w
+        .string_list(t, "", "api_tokens")
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| w.secret_ref(&format!("api_tokens[{i}]"), &s))
+        .collect();
+    let max_body_bytes =
+        w.int(t, "", "max_body_bytes", 1024, 64 << 20).map_or(d.max_body_bytes, |v| v as usize);
+    let dedupe_ttl_ms =
+        w.int(t, "", "dedupe_ttl_hours", 1, 24 * 365).map_or(d.dedupe_ttl_ms, |h| h * 3_600_000);
+
+    let mut accounts = BTreeMap::new();
+    if let Some(table) = w.table(t, "", "accounts") {
+        for (id, value) in table {
+            let path = format!("accounts.{id}");
+            if !valid_account_id(id) {
+                w.issue(&path, "account ids use a-z, 0-9, '-' and '_' (they appear in webhook URLs)");
+            }
+            match value.as_table() {
+                Some(at) => {
+                    if let Some(acct) = build_account(w, &path, id, at) {
+                        accounts.insert(id.clone(), acct);
+                    }
+                }
+                None => w.issue(&path, "must be a table: [accounts.<id>] with plugin = \"...\""),
+            }
+        }
+    }
+
+    let delivery = w.table(t, "", "delivery").map_or(d.delivery.clone(), |dt| {
+        w.unknown_keys("delivery", dt, DELIVERY_KEYS);
+        let dd = DeliveryConfig::default();
+        let base = w.int(dt, "delivery", "backoff_base_ms", 1, 3_600_000).unwrap_or(dd.backoff_base_ms);
+        let cap = w.int(dt, "delivery", "backoff_cap_ms", 1, 86_400_000).unwrap_or(dd.backoff_cap_ms);
+        if cap < base {
+            w.issue("delivery.backoff_cap_ms", "must be at least delivery.backoff_base_ms");
+        }
+        DeliveryConfig {
+            workers: w.int(dt, "delivery", "workers", 1, 1024).map_or(dd.workers, |v| v as usize),
+            lease_ms: w.int(dt, "delivery", "lease_ms", 100, 3_600_000).unwrap_or(dd.lease_ms),
+            max_attempts: w.int(dt, "delivery", "max_attempts", 1, 100).map_or(dd.max_attempts, |v| v as u32),
+            backoff_base_ms: base,
+            backoff_cap_ms: cap,
+            poll_interval_ms: w.int(dt, "delivery", "poll_interval_ms", 1, 60_000).unwrap_or(dd.poll_interval_ms),
+        }
+    });
+    let inbox = w.table(t, "", "inbox").map_or(d.inbox.clone(), |it| {
+        w.unknown_keys("inbox", it, INBOX_KEYS);
+        let di = InboxConfig::default();
+        InboxConfig {
+            default_lease_ms: w.int(it, "inbox", "default_lease_ms", 100, 86_400_000).unwrap_or(di.default_lease_ms),
+            max_lease_ms: w.int(it, "inbox", "max_lease_ms", 100, 86_400_000).unwrap_or(di.max_lease_ms),
+            max_claim: w.int(it, "inbox", "max_claim", 1, 10_000).map_or(di.max_claim, |v| v as usize),
+        }
+    });
+    Config {
+        listen,
+        data_dir,
+        plugins_dir,
+        api_tokens,
+        max_body_bytes,
+        dedupe_ttl_ms,
+        accounts,
+        delivery,
+        inbox,
+    }
+}
+
+fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Option<AccountConfig> {
+    w.unknown_keys(path, t, ACCOUNT_KEYS);
+    let plugin = w.string(t, path, "plugin");
+    if plugin.is_none() && !t.contains_key("plugin") {
+        w.issue(&format!("{path}.plugin"), "missing; name the channel plugin, e.g. plugin = \"whatsapp-cloud\"");
+    }
+    let mut secrets = BTreeMap::new();
+    if let Some(st) = w.table(t, path, "secrets") {
+        for (name, v) in st {
+            let p = format!("{path}.secrets.{name}");
+            match v.as_str() {
+                Some(s) => {
+                    if let Some(r) = w.secret_ref(&p, s) {
+                        secrets.insert(name.clone(), r);
+                    }
+                }
+                None => w.issue(&p, "must be a string: env:VAR, file:/path or a literal"),
+            }
+        }
+    }
+    let mut settings = BTreeMap::new();
+    if let Some(st) = w.table(t, path, "settings") {
+        for (name, v) in st {
+            let value = match v {
+                toml::Value::String(s) => Some(s.clone()),
+                toml::Value::Integer(i) => Some(i.to_string()),
+                toml::Value::Boolean(b) => Some(b.to_string()),
+                toml::Value::Float(f) => Some(f.to_string()),
+                _ => None,
+            };
+            match value {
+                Some(v) => {
+                    settings.insert(name.clone(), v);
+                }
+                None => w.issue(&format!("{path}.settings.{name}"), "must be a string, number or boolean"),
+            }
+        }
+    }
+    let public_url = w.string(t, path, "public_url");
+    if let Some(u) = &public_url
+        && url::Url::parse(u).is_err()
+    {
+        w.issue(&format!("{path}.public_url"), "must be an absolute URL, e.g. https://hooks.example.com/webhooks/sms");
+    }
+    let insecure = w.bool(t, path, "insecure").unwrap_or(false);
+    Some(AccountConfig {
+        id: id.to_string(),
+        plugin: plugin?,
+        secrets,
+        settings,
+        public_url,
+        insecure,
+    })
+}
+
+fn valid_account_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issues(text: &str) -> Vec<ConfigIssue> {
+        match Config::parse(text, "test.toml") {
+            Err(ConfigError::Invalid(i)) => i,
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_config_is_the_embedded_default() {
+        assert_eq!(Config::parse("", "t").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let cfg = Config::parse(
+            r#"
+            listen = "127.0.0.1:9000"
+            data_dir = "/var/lib/switchboard"
+            api_tokens = ["env:SWITCHBOARD_API_TOKEN"]
+            [accounts.wa-main]
+            plugin = "whatsapp-cloud"
+            secrets = { app_secret = "env:WA_APP_SECRET", access_token = "file:/etc/wa" }
+            settings = { phone_number_id = "106540352242922", retries = 3 }
+            "#,
+            "t",
+        )
+        .unwrap();
+        let a = &cfg.accounts["wa-main"];
+        assert_eq!(a.plugin, "whatsapp-cloud");
+        assert_eq!(a.secrets["app_secret"], SecretRef::Env("WA_APP_SECRET".into()));
+        assert_eq!(a.settings["retries"], "3");
+        assert_eq!(cfg.listen.port(), 9000);
+    }
+
+    #[test]
+    fn three_mistakes_are_all_reported_with_their_paths() {
+        let found = issues(
+            r#"
+            listen = "not an address"
+            [accounts.wa-main]
+            secrets = { app_secret = "env:" }
+            [delivery]
+            workers = 0
+            "#,
+        );
+        let paths: Vec<_> = found.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["listen", "accounts.wa-main.plugin", "accounts.wa-main.secrets.app_secret", "delivery.workers"],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_suggestion() {
+        let found = issues("listn = \"127.0.0.1:1\"\n");
+        assert_eq!(found[0].path, "listn");
+        assert!(found[0].message.contains("did you mean `listen`"), "{}", found[0].message);
+    }
+
+    #[test]
+    fn wrong_types_name_the_expected_type() {
+        let found = issues("api_tokens = \"abc\"\n[accounts.A]\nplugin = 3\n");
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].message.contains("list of strings"));
+        assert_eq!(found[1].path, "accounts.A");
+        assert_eq!(found[2].path, "accounts.A.plugin");
+    }
+}

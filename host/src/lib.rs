@@ -1,0 +1,20 @@
+//! Switchboard: a durable, sandboxed gateway between messaging providers and AI agents.
+//!
+//! Map (see ARCHITECTURE.md): `api` (HTTP, thin) → `inbound` / `outbox` (services) →
+//! `store` (redb, the only module that touches it) and `runtime` (wasmtime, the only module
+//! that touches it). `verify` checks webhook signatures before anything else happens.
+
+pub mod clock;
+pub mod config;
+pub mod model;
+pub mod redact;
+pub mod store;
+pub mod accounts;
+pub mod egress;
+pub mod runtime;
+pub mod verify;
+pub mod app;
+pub mod inbound;
+pub mod outbox;
+pub mod api;
+pub mod daemon;

@@ -1,0 +1,109 @@
+//! Conversions between generated WIT types and the host's model types.
+
+use super::bindings::wit;
+use crate::model::{
+    DeliveryOutcome, DeliveryState, EventKind, Failure, HttpRequest, HttpResponse, InboundEvent, MessageBody,
+    StatusUpdate,
+};
+
+/// An outbound message as handed to a plugin.
+pub struct Outbound<'a> {
+    pub id: &'a str,
+    pub account: &'a str,
+    pub to: &'a str,
+    pub conversation: &'a str,
+    pub body: &'a MessageBody,
+    pub metadata: Option<&'a serde_json::Value>,
+    pub attempt: u32,
+    pub idempotency_key: Option<&'a str>,
+}
+
+pub(super) fn request_to_wit(r: HttpRequest) -> wit::HttpRequest {
+    wit::HttpRequest { method: r.method, url: r.url, headers: r.headers, body: r.body, timeout_ms: r.timeout_ms }
+}
+
+pub(super) fn request_from_wit(r: wit::HttpRequest) -> HttpRequest {
+    HttpRequest { method: r.method, url: r.url, headers: r.headers, body: r.body, timeout_ms: r.timeout_ms }
+}
+
+pub(super) fn response_to_wit(r: HttpResponse) -> wit::HttpResponse {
+    wit::HttpResponse { status: r.status, headers: r.headers, body: r.body }
+}
+
+pub(super) fn response_from_wit(r: wit::HttpResponse) -> HttpResponse {
+    HttpResponse { status: r.status, headers: r.headers, body: r.body }
+}
+
+fn failure_from_wit(f: wit::Failure) -> Failure {
+    Failure { code: f.code, reason: f.reason }
+}
+
+pub(super) fn event_from_wit(e: wit::InboundEvent) -> InboundEvent {
+    let payload = serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::String(e.payload));
+    InboundEvent {
+        provider_event_id: e.provider_event_id,
+        kind: match e.kind {
+            wit::EventKind::Message => EventKind::Message,
+            wit::EventKind::Status => EventKind::Status,
+            wit::EventKind::Reaction => EventKind::Reaction,
+            wit::EventKind::Unsupported => EventKind::Unsupported,
+        },
+        conversation: e.conversation,
+        sender: e.sender,
+        text: e.text,
+        timestamp_ms: e.timestamp_ms,
+        status: e.status.map(|s| StatusUpdate {
+            provider_message_id: s.provider_message_id,
+            state: match s.state {
+                wit::DeliveryState::Sent => DeliveryState::Sent,
+                wit::DeliveryState::Delivered => DeliveryState::Delivered,
+                wit::DeliveryState::Read => DeliveryState::Read,
+                wit::DeliveryState::Failed => DeliveryState::Failed,
+            },
+            error: s.error.map(failure_from_wit),
+        }),
+        payload,
+    }
+}
+
+pub(super) fn parse_error_text(e: wit::ParseError) -> String {
+    match e {
+        wit::ParseError::Malformed(m) => format!("malformed: {m}"),
+        wit::ParseError::Unexpected(m) => format!("unexpected: {m}"),
+    }
+}
+
+pub(super) fn outbound_to_wit(m: Outbound<'_>) -> wit::OutboundMessage {
+    let body = match m.body {
+        MessageBody::Text(t) => wit::MessageBody::Text(t.clone()),
+        MessageBody::Media(md) => wit::MessageBody::Media(wit::Media {
+            kind: md.kind.clone(),
+            url: md.url.clone(),
+            caption: md.caption.clone(),
+        }),
+        MessageBody::Template(t) => wit::MessageBody::Template(wit::Template {
+            name: t.name.clone(),
+            language: t.language.clone(),
+            components: t.components.as_ref().map(|c| c.to_string()),
+        }),
+    };
+    wit::OutboundMessage {
+        id: m.id.to_string(),
+        account: m.account.to_string(),
+        to: m.to.to_string(),
+        conversation: Some(m.conversation.to_string()),
+        body,
+        metadata: m.metadata.map(|v| v.to_string()),
+        attempt: m.attempt,
+        idempotency_key: m.idempotency_key.map(str::to_string),
+    }
+}
+
+pub(super) fn outcome_from_wit(o: wit::DeliveryOutcome) -> DeliveryOutcome {
+    match o {
+        wit::DeliveryOutcome::Delivered(id) => DeliveryOutcome::Delivered { provider_message_id: id },
+        wit::DeliveryOutcome::Retry(after) => DeliveryOutcome::Retry { after_ms: after },
+        wit::DeliveryOutcome::RateLimited(after) => DeliveryOutcome::RateLimited { after_ms: after },
+        wit::DeliveryOutcome::Permanent(f) => DeliveryOutcome::Permanent { code: f.code, reason: f.reason },
+    }
+}

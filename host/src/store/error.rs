@@ -1,0 +1,35 @@
+use std::sync::Arc;
+
+/// Failures of the storage layer itself. Domain outcomes (duplicate, lease mismatch) are
+/// values, not errors, so one caller's outcome never aborts the other requests sharing its
+/// transaction.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Storage(Arc<redb::Error>),
+    #[error("corrupt row in {table}: {reason}")]
+    Codec { table: &'static str, reason: String },
+    #[error("store i/o: {0}")]
+    Io(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(Arc::new(e.into()))
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,92 @@
+//! The durable state of the daemon in one redb file. This module is the only place that
+//! touches redb.
+//!
+//! Every write goes through one writer thread ([`writer`]) that applies many callers'
+//! requests in one transaction and answers them only after that transaction is durable
+//! (group commit): many webhooks share one fsync. Reads open their own read transaction and
+//! never wait for the writer.
+
+mod error;
+mod inbox;
+mod ingest;
+mod kv;
+mod outbox;
+mod tables;
+mod writer;
+
+pub use error::StoreError;
+pub use inbox::{AckResult, ClaimRequest, ClaimedEvent, InboxClaim};
+pub use ingest::{IngestOutcome, IngestRequest};
+pub use outbox::{
+    Attempt, ClaimedMessage, Disposition, EnqueueOutcome, MessageStatus, NewMessage, OutboxRow, RecordResult,
+};
+
+use crate::clock::SharedClock;
+use redb::{Database, ReadableDatabase};
+use std::path::Path;
+use std::sync::Arc;
+use writer::Writer;
+
+/// Tunables that belong to the store itself.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub dedupe_ttl_ms: u64,
+    /// Upper bound on requests applied in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { dedupe_ttl_ms: 7 * 24 * 3_600_000, max_batch: 1024 }
+    }
+}
+
+/// A cheap-to-clone handle to the store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: Writer,
+    clock: SharedClock,
+    opts: Arc<StoreOptions>,
+}
+
+impl Store {
+    /// Opens (or creates) the redb file and starts the writer thread.
+    pub fn open(path: &Path, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        }
+        let db = Arc::new(Database::create(path)?);
+        tables::create_all(&db)?;
+        let writer = Writer::start(db.clone(), opts.max_batch);
+        Ok(Self { db, writer, clock, opts: Arc::new(opts) })
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs `f` inside the next group-committed write transaction and returns its result once
+    /// that transaction is durable.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Statistics for `/metrics` and benchmarks: (transactions, requests) committed so far.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        self.writer.stats()
+    }
+
+    /// Stops the writer after it has committed everything already submitted.
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+}

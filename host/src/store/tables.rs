@@ -1,0 +1,69 @@
+//! Table definitions. Rows are JSON (serde) so that a store can be inspected and migrated
+//! without the daemon; keys are chosen for the range scans each queue needs.
+
+use super::StoreError;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Inbox rows by sequence id.
+pub const INBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("inbox");
+/// Claimable inbox events: (visible-at ms, id). A claimed event is re-keyed at its lease
+/// expiry, so an expired lease makes it claimable again without a sweeper.
+pub const INBOX_READY: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("inbox_ready");
+/// Outbox rows by message id.
+pub const OUTBOX: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("outbox");
+/// Due outbox messages: (due ms, id). In-flight messages sit at their lease expiry.
+pub const OUTBOX_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("outbox_due");
+/// `account \0 provider message id` → message id, for status webhooks.
+pub const OUTBOX_BY_PROVIDER: TableDefinition<'_, &str, &str> = TableDefinition::new("outbox_by_provider");
+/// `account \0 provider event id` → expiry ms.
+pub const DEDUPE: TableDefinition<'_, &str, u64> = TableDefinition::new("dedupe");
+/// (expiry ms, dedupe key), swept in batches.
+pub const DEDUPE_EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("dedupe_expiry");
+/// Idempotency key → message id and request fingerprint.
+pub const IDEMPOTENCY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("idempotency");
+/// `account \0 conversation` → conversation state.
+pub const CONVERSATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("conversations");
+/// `plugin \0 key` → value.
+pub const PLUGIN_KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("plugin_kv");
+/// Counters: inbox sequence, fencing tokens.
+pub const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+pub fn create_all(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(INBOX)?;
+    txn.open_table(INBOX_READY)?;
+    txn.open_table(OUTBOX)?;
+    txn.open_table(OUTBOX_DUE)?;
+    txn.open_table(OUTBOX_BY_PROVIDER)?;
+    txn.open_table(DEDUPE)?;
+    txn.open_table(DEDUPE_EXPIRY)?;
+    txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(CONVERSATIONS)?;
+    txn.open_table(PLUGIN_KV)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Composite string key; `\0` cannot appear in account ids or provider ids we accept.
+pub fn key2(a: &str, b: &str) -> String {
+    format!("{a}\0{b}")
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("row types serialize infallibly")
+}
+
+pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec { table, reason: e.to_string() })
+}
+
+/// Increments and returns a counter. Fencing tokens and ids come from here, so they grow
+/// strictly across restarts.
+pub fn next_counter(txn: &redb::WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let next = meta.get(name)?.map_or(0, |v| v.value()) + 1;
+    meta.insert(name, next)?;
+    Ok(next)
+}

@@ -1,0 +1,138 @@
+//! Group commit: one thread owns the write side of the database. It takes the first waiting
+//! request, drains everything else already queued (up to `max_batch`), applies all of them in
+//! one transaction, commits (fsync), and only then answers each caller.
+//!
+//! If any request fails with a storage error, the whole transaction is rolled back and every
+//! caller in that batch gets the error: nobody is ever told "stored" for a write that is not
+//! durable.
+
+use super::StoreError;
+use redb::{Database, WriteTransaction};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+trait Pending: Send {
+    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError>;
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Typed<R, F> {
+    f: Option<F>,
+    result: Option<R>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F> Pending for Typed<R, F>
+where
+    R: Send,
+    F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send,
+{
+    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let f = self.f.take().expect("applied once");
+        self.result = Some(f(txn)?);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let this = *self;
+        let out = committed.and_then(|()| this.result.ok_or(StoreError::Closed));
+        // The caller may have gone away (client disconnected); the write stands regardless.
+        let _ = this.reply.send(out);
+    }
+}
+
+enum Msg {
+    Job(Box<dyn Pending>),
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Default)]
+struct Stats {
+    transactions: AtomicU64,
+    requests: AtomicU64,
+}
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    tx: mpsc::UnboundedSender<Msg>,
+    stats: Arc<Stats>,
+}
+
+impl Writer {
+    pub(super) fn start(db: Arc<Database>, max_batch: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Stats::default());
+        let s = stats.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(db, rx, max_batch.max(1), s))
+            .expect("spawn store writer thread");
+        Self { tx, stats }
+    }
+
+    pub(super) async fn submit<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(Typed { f: Some(f), result: None, reply });
+        self.tx.send(Msg::Job(job)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(super) fn stats(&self) -> (u64, u64) {
+        (self.stats.transactions.load(Ordering::Relaxed), self.stats.requests.load(Ordering::Relaxed))
+    }
+
+    pub(super) async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
+    let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(max_batch);
+    let mut closing = None;
+    while closing.is_none() {
+        match rx.blocking_recv() {
+            Some(Msg::Job(j)) => batch.push(j),
+            Some(Msg::Close(done)) => closing = Some(done),
+            None => break,
+        }
+        while batch.len() < max_batch && closing.is_none() {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(Msg::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let result = commit_batch(&db, &mut batch);
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, batch = batch.len(), "store transaction failed; batch rolled back");
+        }
+        for job in batch.drain(..) {
+            job.finish(result.clone());
+        }
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+fn commit_batch(db: &Database, batch: &mut [Box<dyn Pending>]) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    for job in batch.iter_mut() {
+        job.apply(&txn)?; // dropping `txn` on error aborts it
+    }
+    txn.commit()?;
+    Ok(())
+}
