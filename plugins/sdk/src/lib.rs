@@ -1,0 +1,140 @@
+//! Guest-side SDK for Switchboard plugins (channel adapters and agent tools).
+//!
+//! It generates the bindings for the `channel-adapter` and `agent-tool` worlds of `switchboard:plugin@0.1.0`
+//! (see `wit/switchboard.wit`) once, re-exports the WIT types under short names, and adds
+//! the few helpers every channel needs:
+//!
+//! * [`http`]: build an outbound [`HttpRequest`] (JSON body, bearer token) and read
+//!   requests/responses (headers, JSON, form bodies, query strings);
+//! * [`config`]: read a required secret or setting with a clear `config` failure;
+//! * [`log`]: one-line log helpers;
+//! * [`Host`]: the host imports behind a trait, so a plugin's `deliver` logic can be unit
+//!   tested natively with a fake host ([`WasmHost`] is the real one, [`testing::MockHost`]
+//!   a scripted one).
+//!
+//! A plugin implements [`Channel`] and exports it:
+//!
+//! ```ignore
+//! struct MyChannel;
+//! impl switchboard_sdk::Channel for MyChannel { /* describe, handshake, parse_inbound, deliver */ }
+//! switchboard_sdk::export!(MyChannel);
+//! ```
+//!
+//! An agent tool implements [`Tool`] and exports it with `switchboard_sdk::export_tool!(MyTool);`
+//! (bindings of the `agent-tool` world, in [`tool`], sharing the types and host imports above).
+//! Each world's component type is linked in only by its export macro, so a channel plugin does
+//! not carry the tool world and vice versa.
+
+wit_bindgen::generate!({
+    world: "channel-adapter",
+    path: "../../wit",
+    pub_export_macro: true,
+    default_bindings_module: "switchboard_sdk",
+    additional_derives: [PartialEq, Eq],
+});
+
+/// The trait a channel plugin implements.
+pub use exports::switchboard::plugin::channel::Guest as Channel;
+/// The raw host imports (`log`, `now_ms`, `kv_get`, `kv_set`, `secret`, `setting`, `http_fetch`).
+pub use switchboard::plugin::host as imports;
+/// The WIT types (`HttpRequest`, `InboundEvent`, `DeliveryOutcome`, ...).
+pub use switchboard::plugin::types::*;
+
+/// The `agent-tool` world: the `tool` export, reusing the types and host bindings above.
+pub mod tool {
+    wit_bindgen::generate!({
+        world: "agent-tool",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_tool",
+        default_bindings_module: "switchboard_sdk::tool",
+        with: {
+            "switchboard:plugin/types@0.1.0": crate::switchboard::plugin::types,
+            "switchboard:plugin/host@0.1.0": crate::switchboard::plugin::host,
+        },
+    });
+}
+/// `switchboard_sdk::export_tool!(MyTool);` exports an agent tool.
+pub use tool::export_tool;
+/// The trait an agent tool implements.
+pub use tool::exports::switchboard::plugin::tool::Guest as Tool;
+
+/// Re-exported so plugins use the same `serde_json` as the helpers.
+pub use serde_json;
+
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod testing;
+
+mod host_trait;
+pub use host_trait::{Host, WasmHost};
+
+impl Failure {
+    pub fn new(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Failure {
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl DeliveryOutcome {
+    /// `permanent(failure{code, reason})`.
+    pub fn permanent(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        DeliveryOutcome::Permanent(Failure::new(code, reason))
+    }
+
+    /// The usual outcome when the host's `http-fetch` itself failed: timeouts, transport
+    /// errors and oversized responses are retried (the request may or may not have reached
+    /// the provider); a denied or malformed request will never succeed as sent.
+    pub fn from_http_error(err: &HttpError) -> Self {
+        match err {
+            HttpError::Timeout => DeliveryOutcome::Retry(None),
+            HttpError::Transport(_) => DeliveryOutcome::Retry(None),
+            HttpError::TooLarge => DeliveryOutcome::Retry(None),
+            HttpError::Denied(why) => DeliveryOutcome::permanent("denied", why.clone()),
+            HttpError::InvalidRequest(why) => {
+                DeliveryOutcome::permanent("invalid-request", why.clone())
+            }
+        }
+    }
+}
+
+impl ParseError {
+    pub fn malformed(why: impl Into<String>) -> Self {
+        ParseError::Malformed(why.into())
+    }
+    pub fn unexpected(why: impl Into<String>) -> Self {
+        ParseError::Unexpected(why.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_errors_map_to_outcomes() {
+        assert_eq!(
+            DeliveryOutcome::from_http_error(&HttpError::Timeout),
+            DeliveryOutcome::Retry(None)
+        );
+        assert_eq!(
+            DeliveryOutcome::from_http_error(&HttpError::Transport("reset".into())),
+            DeliveryOutcome::Retry(None)
+        );
+        assert_eq!(
+            DeliveryOutcome::from_http_error(&HttpError::TooLarge),
+            DeliveryOutcome::Retry(None)
+        );
+        assert_eq!(
+            DeliveryOutcome::from_http_error(&HttpError::Denied("evil.example".into())),
+            DeliveryOutcome::permanent("denied", "evil.example")
+        );
+        assert!(matches!(
+            DeliveryOutcome::from_http_error(&HttpError::InvalidRequest("bad url".into())),
+            DeliveryOutcome::Permanent(Failure { ref code, .. }) if code == "invalid-request"
+        ));
+    }
+}

@@ -1,0 +1,14 @@
+//! Builds the real plugins from `plugins/` so the integration tests run the daemon with the
+//! same components users get. Tests name the directory through `SWITCHBOARD_TEST_PLUGINS`.
+
+fn main() {
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins");
+    let root = xtask::repo_root();
+    for p in ["plugins/Cargo.toml", "plugins/Cargo.lock", "plugins/sdk", "plugins/channels", "wit"] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    if let Err(e) = xtask::build_plugins(&out) {
+        panic!("building plugins for the integration tests failed: {e:#}");
+    }
+    println!("cargo:rustc-env=SWITCHBOARD_TEST_PLUGINS={}", out.display());
+}
