@@ -53,7 +53,7 @@ impl Store {
             let mut exp = txn.open_table(DEDUPE_EXPIRY)?;
             let mut dedupe = txn.open_table(DEDUPE)?;
             let expired: Vec<(u64, String)> = exp
-                .range((0, "")..(now, ""))?
+                .range((0, "")..(now + 1, ""))?
                 .take(limit)
                 .map(|r| r.map(|(k, _)| {
                     let (at, key) = k.value();
@@ -76,9 +76,18 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, now: u64, ttl: u64) -> 
     let mut expiry = txn.open_table(DEDUPE_EXPIRY)?;
     for event in req.events {
         let key = key2(&req.account, &event.provider_event_id);
-        if dedupe.get(key.as_str())?.is_some_and(|e| e.value() > now) {
-            out.duplicates += 1;
-            continue;
+        let previous = dedupe.get(key.as_str())?.map(|e| e.value());
+        match previous {
+            Some(expires) if expires > now => {
+                out.duplicates += 1;
+                continue;
+            }
+            // Expired but not yet swept: drop its sweep entry so the sweeper cannot delete
+            // the fresh key written below.
+            Some(expires) => {
+                expiry.remove((expires, key.as_str()))?;
+            }
+            None => {}
         }
         dedupe.insert(key.as_str(), now + ttl)?;
         expiry.insert((now + ttl, key.as_str()), ())?;

@@ -14,6 +14,9 @@ mod outbox;
 mod tables;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::StoreError;
 pub use inbox::{AckResult, ClaimRequest, ClaimedEvent, InboxClaim};
 pub use ingest::{IngestOutcome, IngestRequest};

@@ -123,6 +123,8 @@ fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize
             job.finish(result.clone());
         }
     }
+    // Release the database before saying we are closed, so it can be reopened at once.
+    drop(db);
     if let Some(done) = closing {
         let _ = done.send(());
     }

@@ -1,0 +1,204 @@
+//! Store tests: the inbox and dedupe against a plain in-memory model, with restarts (close and
+//! reopen the same file) between operations, as redb tests itself against a `BTreeMap`.
+
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use crate::model::{EventKind, InboundEvent};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn event(n: u8) -> InboundEvent {
+    InboundEvent {
+        provider_event_id: format!("wamid.{n}"),
+        kind: EventKind::Message,
+        conversation: "16505551234".into(),
+        sender: None,
+        text: Some(format!("m{n}")),
+        timestamp_ms: None,
+        status: None,
+        payload: serde_json::Value::Null,
+    }
+}
+
+fn open(path: &std::path::Path, clock: &ManualClock) -> Store {
+    Store::open(path, Arc::new(clock.clone()), StoreOptions::default()).unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Ingest(Vec<u8>),
+    Claim { max: usize, lease_ms: u64 },
+    /// Ack the events of the n-th most recent claim (with that claim's lease).
+    Ack(usize),
+    Nack(usize, u64),
+    Advance(u64),
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => prop::collection::vec(0u8..12, 1..4).prop_map(Op::Ingest),
+        3 => (1usize..4, 1u64..5_000).prop_map(|(max, lease_ms)| Op::Claim { max, lease_ms }),
+        2 => (0usize..3).prop_map(Op::Ack),
+        1 => (0usize..3, 0u64..3_000).prop_map(|(c, d)| Op::Nack(c, d)),
+        2 => (1u64..6_000).prop_map(Op::Advance),
+        1 => Just(Op::Restart),
+    ]
+}
+
+/// The model: what a correct inbox holds.
+#[derive(Default)]
+struct Model {
+    seen: BTreeSet<u8>,
+    /// id → (visible at, lease token, event number)
+    events: BTreeMap<u64, (u64, Option<u64>, u8)>,
+    next_id: u64,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #[test]
+    fn inbox_matches_a_simple_model_across_restarts(ops in prop::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.redb");
+            let clock = ManualClock::new(1_000_000);
+            let mut store = open(&path, &clock);
+            let mut model = Model::default();
+            let mut claims: Vec<(String, Vec<String>)> = Vec::new();
+            for op in ops {
+                let now = clock.now_ms();
+                match op {
+                    Op::Ingest(ns) => {
+                        let events = ns.iter().map(|n| event(*n)).collect();
+                        let out = store.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events }).await.unwrap();
+                        let mut stored = 0;
+                        for n in ns {
+                            if model.seen.insert(n) {
+                                model.next_id += 1;
+                                model.events.insert(model.next_id, (now, None, n));
+                                stored += 1;
+                            }
+                        }
+                        assert_eq!(out.stored, stored);
+                    }
+                    Op::Claim { max, lease_ms } => {
+                        let got = store.claim_inbox(ClaimRequest { max, lease_ms, consumer: "t".into(), account: None }).await.unwrap();
+                        let mut due: Vec<(u64, u64)> = model.events.iter().filter(|(_, e)| e.0 <= now).map(|(id, e)| (e.0, *id)).collect();
+                        due.sort();
+                        let token: u64 = got.lease.parse().unwrap();
+                        let expect: Vec<u64> = due.into_iter().take(max).map(|(_, id)| id).collect();
+                        let ids: Vec<u64> = got.events.iter().map(|e| e.id.parse().unwrap()).collect();
+                        assert_eq!(ids, expect);
+                        for id in &expect {
+                            let e = model.events.get_mut(id).unwrap();
+                            *e = (now + lease_ms, Some(token), e.2);
+                        }
+                        claims.push((got.lease, ids.iter().map(u64::to_string).collect()));
+                    }
+                    Op::Ack(back) | Op::Nack(back, _) if back >= claims.len() => {}
+                    Op::Ack(back) => {
+                        let (lease, ids) = claims[claims.len() - 1 - back].clone();
+                        let r = store.ack_inbox(ids.clone(), lease.clone()).await.unwrap();
+                        let token: u64 = lease.parse().unwrap();
+                        let expect: Vec<String> = ids.iter().filter(|id| model.events.get(&id.parse().unwrap()).is_some_and(|e| e.1 == Some(token))).cloned().collect();
+                        for id in &expect { model.events.remove(&id.parse().unwrap()); }
+                        assert_eq!(r.acked, expect);
+                    }
+                    Op::Nack(back, delay) => {
+                        let (lease, ids) = claims[claims.len() - 1 - back].clone();
+                        let r = store.nack_inbox(ids.clone(), lease.clone(), delay).await.unwrap();
+                        let token: u64 = lease.parse().unwrap();
+                        let mut expect = Vec::new();
+                        for id in &ids {
+                            if let Some(e) = model.events.get_mut(&id.parse().unwrap()) && e.1 == Some(token) {
+                                *e = (now + delay, None, e.2);
+                                expect.push(id.clone());
+                            }
+                        }
+                        assert_eq!(r.acked, expect);
+                    }
+                    Op::Advance(ms) => clock.advance_ms(ms),
+                    Op::Restart => {
+                        store.close().await;
+                        drop(store);
+                        store = open(&path, &clock);
+                    }
+                }
+                assert_eq!(store.inbox_len().unwrap(), model.events.len() as u64);
+            }
+            store.close().await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200u32 {
+        let s = store.clone();
+        set.spawn(async move {
+            let mut e = event(0);
+            e.provider_event_id = format!("id-{i}");
+            s.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![e] }).await.unwrap()
+        });
+    }
+    let stored: usize = set.join_all().await.iter().map(|o| o.stored).sum();
+    assert_eq!(stored, 200);
+    let (txns, reqs) = store.commit_stats();
+    assert_eq!(reqs, 200);
+    assert!(txns < 200, "group commit batched nothing: {txns} transactions for 200 requests");
+}
+
+#[tokio::test]
+async fn dedupe_keys_expire_after_their_ttl_and_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = Store::open(&dir.path().join("s.redb"), Arc::new(clock.clone()), StoreOptions { dedupe_ttl_ms: 1_000, ..Default::default() }).unwrap();
+    let ingest = |s: Store| async move {
+        s.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![event(1)] }).await.unwrap()
+    };
+    assert_eq!(ingest(store.clone()).await.stored, 1);
+    assert_eq!(ingest(store.clone()).await.duplicates, 1);
+    clock.advance_ms(1_000);
+    assert_eq!(store.sweep_dedupe(100).await.unwrap(), 1);
+    assert_eq!(ingest(store.clone()).await.stored, 1, "an expired key no longer dedupes");
+}
+
+#[tokio::test]
+async fn a_stale_fencing_token_cannot_record_an_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let msg = NewMessage {
+        account: "a".into(),
+        to: "1".into(),
+        conversation: "1".into(),
+        body: crate::model::MessageBody::Text("hi".into()),
+        metadata: None,
+        idempotency_key: None,
+        fingerprint: "f".into(),
+        correlation_id: "c".into(),
+    };
+    let EnqueueOutcome::Created(row) = store.enqueue(msg).await.unwrap() else { panic!() };
+    let first = store.claim_outbox(10, 1_000).await.unwrap().remove(0);
+    clock.advance_ms(1_000);
+    let second = store.claim_outbox(10, 1_000).await.unwrap().remove(0);
+    assert!(second.token > first.token);
+    let attempt = |o: &str| Attempt { number: 1, at_ms: 0, outcome: o.into(), code: None, detail: None, next_attempt_at_ms: None };
+    let late = store
+        .record_attempt(row.id.clone(), first.token, attempt("delivered"), Disposition::Delivered { provider_message_id: "p1".into() })
+        .await
+        .unwrap();
+    assert_eq!(late, RecordResult::Fenced);
+    let ok = store
+        .record_attempt(row.id.clone(), second.token, attempt("delivered"), Disposition::Delivered { provider_message_id: "p2".into() })
+        .await
+        .unwrap();
+    assert_eq!(ok, RecordResult::Recorded(MessageStatus::Sent));
+    assert_eq!(store.message(&row.id).unwrap().unwrap().provider_message_id.as_deref(), Some("p2"));
+}

@@ -1,0 +1,125 @@
+//! The real `switchboard` binary, as an operator runs it: webhook in → redb → agent claims →
+//! reply out to a mock Graph API; SIGTERM exits cleanly; a restart keeps the dedupe state;
+//! no configured secret ever appears in the logs.
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use switchboard_tests::*;
+
+/// `cargo test --workspace` builds the daemon binary next to the test executables.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p switchboard` (cargo xtask test does)", bin.display());
+    bin
+}
+
+struct Running {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn start(config: &std::path::Path) -> Running {
+    let mut child = Command::new(binary())
+        .args(["run", "--log-json", "--config"])
+        .arg(config)
+        .env("SWITCHBOARD_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"] == "listening"
+            {
+                let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+            }
+            l.lock().unwrap().push(line);
+        }
+    });
+    let stderr = child.stderr.take().unwrap();
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| {
+        panic!("daemon did not start:\n{}", log.lock().unwrap().join("\n"));
+    });
+    Running { child, base: format!("http://{addr}"), log }
+}
+
+fn terminate(mut r: Running) -> Vec<String> {
+    Command::new("kill").args(["-TERM", &r.child.id().to_string()]).status().unwrap();
+    let status = r.child.wait().unwrap();
+    assert!(status.success(), "SIGTERM should exit 0, got {status}");
+    r.log.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_binary_runs_the_whole_loop_and_keeps_state_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockProvider::start().await;
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(&cfg, config_toml(dir.path(), &mock.base_url()).replace("poll_interval_ms = 5", "poll_interval_ms = 20")).unwrap();
+    let http = reqwest::Client::new();
+    let body = fixture("text.json");
+    let sig = meta_signature(APP_SECRET, &body);
+
+    let d = start(&cfg);
+    assert_eq!(http.get(format!("{}/readyz", d.base)).send().await.unwrap().status(), 200);
+    let r = http.post(format!("{}/webhooks/wa-main", d.base)).header("x-hub-signature-256", &sig).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let claim: serde_json::Value = http
+        .post(format!("{}/v1/inbox/claim", d.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({ "max": 10, "lease_ms": 60_000 }))
+        .send().await.unwrap().json().await.unwrap();
+    let event = &claim["events"][0];
+    assert_eq!(event["text"], "Does it come in another color?");
+
+    let sent: serde_json::Value = http
+        .post(format!("{}/v1/messages", d.base))
+        .bearer_auth(API_TOKEN)
+        .header("idempotency-key", "reply-to-first")
+        .json(&json!({ "account": "wa-main", "to": event["sender"], "text": "Yes: blue and green." }))
+        .send().await.unwrap().json().await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    eventually("the mock provider receives the reply", || mock.requests().len() == 1).await;
+    assert_eq!(mock.requests()[0].body["text"]["body"], "Yes: blue and green.");
+    let ack = http
+        .post(format!("{}/v1/inbox/ack", d.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({ "ids": [event["id"]], "lease": claim["lease"] }))
+        .send().await.unwrap();
+    assert_eq!(ack.status(), 200);
+    let mut logs = terminate(d);
+
+    let d = start(&cfg);
+    let again: serde_json::Value = http
+        .post(format!("{}/webhooks/wa-main", d.base)).header("x-hub-signature-256", &sig).body(body).send().await.unwrap()
+        .json().await.unwrap();
+    assert_eq!(again["duplicates"], 1, "a provider retry after restart is recognised");
+    let msg: serde_json::Value = http
+        .get(format!("{}/v1/messages/{id}", d.base)).bearer_auth(API_TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(msg["status"], "sent");
+    logs.extend(terminate(d));
+
+    let all = logs.join("\n");
+    for secret in [APP_SECRET, VERIFY_TOKEN, ACCESS_TOKEN, API_TOKEN] {
+        assert!(!all.contains(secret), "secret leaked into logs");
+    }
+    assert!(!all.contains(USER), "a full phone number leaked into logs");
+    assert!(all.contains("1650****234"), "masked numbers are logged");
+}
