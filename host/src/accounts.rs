@@ -126,6 +126,12 @@ fn resolve_one(a: &AccountConfig, manifest: Option<&Manifest>) -> Result<Account
             },
         }
     }
+    if let Some(name) = scheme.secret_name()
+        && let Some(secret) = secrets.get(name)
+        && let Err(e) = scheme.check_secret(secret)
+    {
+        reasons.push(format!("secret `{name}` is not usable for {}: {e}", scheme.name()));
+    }
     let mut settings = a.settings.clone();
     for (name, spec) in &m.settings {
         if !settings.contains_key(name) {
@@ -151,6 +157,11 @@ fn resolve_one(a: &AccountConfig, manifest: Option<&Manifest>) -> Result<Account
             Some(p) => allowed_hosts.push(p),
             None => reasons.push(format!("allowed host `{raw}` resolves to `{resolved}`, which is not a host")),
         }
+    }
+    // The operator narrows, never widens: manifest ∩ config.
+    if let Some(operator) = &a.allowed_hosts {
+        let operator: Vec<_> = operator.iter().filter_map(|h| HostPattern::parse(h)).collect();
+        allowed_hosts.retain(|p| operator.contains(p));
     }
     if !reasons.is_empty() {
         return Err(reasons);

@@ -16,8 +16,10 @@ pub struct App {
     pub clock: SharedClock,
     /// Bearer tokens accepted by `/v1`. Empty: the API refuses every call (fail closed).
     pub api_tokens: Vec<Secret>,
-    /// Wakes the outbox worker when a message is enqueued.
+    /// Wakes the outbox workers when a message is enqueued.
     pub outbox_wake: Notify,
+    /// Per-account retry policy, rate limiter and circuit breaker.
+    pub delivery: crate::outbox::policy::Policies,
 }
 
 /// A fresh correlation id, or the caller's own when it is a sane token.

@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::egress::Egress;
-use crate::runtime::{HostServices, Limits, Runtime};
+use crate::runtime::{HostServices, Runtime, RuntimeOptions};
 use crate::store::{Store, StoreError, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ impl Daemon {
         let store = Store::open(&db_path, clock.clone(), StoreOptions { dedupe_ttl_ms: config.dedupe_ttl_ms, ..Default::default() })
             .map_err(|source| StartError::Store { path: db_path.display().to_string(), source })?;
         let services = HostServices { store: store.clone(), egress: Egress::new(Duration::from_secs(30), 1 << 20), clock: clock.clone() };
-        let mut runtime = Runtime::new(services, Limits::default()).map_err(|e| StartError::Runtime(e.to_string()))?;
+        let mut runtime = Runtime::with_options(services, RuntimeOptions::from_config(&config)).map_err(|e| StartError::Runtime(e.to_string()))?;
         for e in runtime.load_dir(&config.plugins_dir).await {
             tracing::error!(error = %e, "plugin not loaded");
         }
@@ -70,7 +70,8 @@ impl Daemon {
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let app = Arc::new(App { config, store, runtime, accounts, clock, api_tokens, outbox_wake: Notify::new() });
+        let delivery = crate::outbox::policy::build(&config, &clock);
+        let app = Arc::new(App { config, store, runtime, accounts, clock, api_tokens, outbox_wake: Notify::new(), delivery });
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let router = crate::api::router(app.clone());
@@ -83,8 +84,11 @@ impl Daemon {
                 tracing::error!(error = %e, "http server stopped");
             }
         }));
-        tasks.push(tokio::spawn(crate::outbox::worker::run(app.clone(), rx.clone())));
-        tasks.push(tokio::spawn(sweep_dedupe(app.clone(), rx)));
+        for n in 0..app.config.delivery.workers {
+            tasks.push(tokio::spawn(crate::outbox::worker::run(app.clone(), n, rx.clone())));
+        }
+        tasks.push(tokio::spawn(crate::runtime::watch::run(app.clone(), rx.clone())));
+        tasks.push(tokio::spawn(sweep(app.clone(), rx)));
         tracing::info!(%addr, "listening");
         Ok(Self { addr, app, shutdown, tasks })
     }
@@ -103,19 +107,26 @@ impl Daemon {
     }
 }
 
-async fn sweep_dedupe(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+/// Expired dedupe and idempotency keys are deleted in batches of `SWEEP_BATCH`, each its own
+/// short transaction, so sweeping never holds up webhook writes for long.
+const SWEEP_BATCH: usize = 1_000;
+
+async fn sweep(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        loop {
-            match app.store.sweep_dedupe(1_000).await {
-                Ok(1_000) => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "dedupe sweep failed");
-                    break;
+        for (what, store) in [("dedupe", 0), ("idempotency", 1)] {
+            loop {
+                let r = if store == 0 { app.store.sweep_dedupe(SWEEP_BATCH).await } else { app.store.sweep_idempotency(SWEEP_BATCH).await };
+                match r {
+                    Ok(n) if n == SWEEP_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, what, "sweep failed");
+                        break;
+                    }
                 }
             }
         }

@@ -43,8 +43,18 @@ fn ready<'a>(app: &'a App, id: &str) -> Result<&'a std::sync::Arc<crate::account
 /// Verifies, parses and stores one webhook delivery. Answers only after the write is durable.
 pub async fn receive(app: &App, account: &str, req: HttpRequest, correlation_id: &str) -> Result<IngestOutcome, InboundError> {
     let ctx = ready(app, account)?;
-    let secret = ctx.scheme.secret_name().and_then(|n| ctx.secret(n));
-    verify::verify(ctx.scheme, secret, &req)?;
+    let input = verify::VerifyInput {
+        secret: ctx.scheme.secret_name().and_then(|n| ctx.secret(n)),
+        public_url: ctx.public_url.as_deref(),
+        now_ms: app.clock.now_ms(),
+    };
+    verify::verify(ctx.scheme, &input, &req).map_err(|e| match e {
+        // The operator's fault, not the request's: fail closed as "not ready" (503), not 401.
+        VerifyError::NoSecret | VerifyError::BadSecret(_) => {
+            InboundError::NotReady { account: account.to_string(), reasons: vec![e.to_string()] }
+        }
+        e => InboundError::Verify(e),
+    })?;
     let events = app.runtime.parse_inbound(ctx, req).await?.map_err(InboundError::Parse)?;
     let outcome = app
         .store

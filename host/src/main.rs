@@ -37,6 +37,76 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The dead-letter queue of a running daemon.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Outbound messages of a running daemon.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Inbox and queue statistics of a running daemon.
+    Inbox {
+        #[command(subcommand)]
+        command: InboxCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct RemoteArgs {
+    /// Config file to find the daemon's address and API token in.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Daemon base URL (default: http://<listen> from the config).
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// API token (default: $SWITCHBOARD_API_TOKEN, then the config's api_tokens).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one dead letter with its message or event.
+    Show { id: String },
+    /// Put dead letters back in their queues (same id, same idempotency key).
+    Redrive {
+        #[arg(long)]
+        all: bool,
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum InboxCommand {
+    Stats,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +117,67 @@ fn main() -> ExitCode {
             run(config)
         }
         Command::CheckConfig { config, json } => check_config(&config, json),
+        Command::Dlq { command, remote } => admin(remote, |r, json| async move {
+            match command {
+                DlqCommand::List { limit } => {
+                    let v = r.get(&format!("/v1/dlq?limit={limit}")).await?;
+                    Ok(if json { v.to_string() } else { switchboard::admin_cli::dlq_table(&v["items"]) })
+                }
+                DlqCommand::Show { id } => Ok(pretty(r.get(&format!("/v1/dlq/{id}")).await?)),
+                DlqCommand::Redrive { all, ids } => {
+                    if all == !ids.is_empty() {
+                        return Err(switchboard::admin_cli::AdminError::Config("give IDs or --all (not both)".into()));
+                    }
+                    let body = if all { serde_json::json!({ "all": true }) } else { serde_json::json!({ "ids": ids }) };
+                    let v = r.post("/v1/dlq/redrive", body).await?;
+                    Ok(if json {
+                        v.to_string()
+                    } else {
+                        format!("redriven: {}\nnot found: {}", v["redriven"], v["not_found"])
+                    })
+                }
+            }
+        }),
+        Command::Outbox { command, remote } => admin(remote, |r, json| async move {
+            match command {
+                OutboxCommand::List { status, limit } => {
+                    let q = status.map_or(String::new(), |s| format!("&status={s}"));
+                    let v = r.get(&format!("/v1/outbox?limit={limit}{q}")).await?;
+                    Ok(if json { v.to_string() } else { switchboard::admin_cli::messages_table(&v["items"]) })
+                }
+                OutboxCommand::Show { id } => Ok(pretty(r.get(&format!("/v1/messages/{id}")).await?)),
+            }
+        }),
+        Command::Inbox { command: InboxCommand::Stats, remote } => {
+            admin(remote, |r, _| async move { Ok(pretty(r.get("/v1/stats").await?)) })
+        }
+    }
+}
+
+fn pretty(v: serde_json::Value) -> String {
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// Runs one admin call against the daemon and prints its output.
+fn admin<F, Fut>(args: RemoteArgs, f: F) -> ExitCode
+where
+    F: FnOnce(switchboard::admin_cli::Remote, bool) -> Fut,
+    Fut: std::future::Future<Output = Result<String, switchboard::admin_cli::AdminError>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async {
+        let remote = switchboard::admin_cli::Remote::resolve(&args.config, args.url, args.token)?;
+        f(remote, args.json).await
+    });
+    match result {
+        Ok(out) => {
+            println!("{}", out.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -29,6 +29,20 @@ pub fn plugins_dir() -> PathBuf {
     PathBuf::from(env!("SWITCHBOARD_TEST_PLUGINS"))
 }
 
+/// Where the test build script installed the test-only guests (`hostile.wasm` + `hostile.toml`).
+pub fn guests_dir() -> PathBuf {
+    PathBuf::from(env!("SWITCHBOARD_TEST_GUESTS"))
+}
+
+/// Copies plugin `name` (`NAME.wasm` + `NAME.toml`) from `from` into `to`.
+pub fn install_plugin(from: &Path, name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for ext in ["wasm", "toml"] {
+        let f = format!("{name}.{ext}");
+        std::fs::copy(from.join(&f), to.join(&f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }

@@ -33,22 +33,7 @@ pub fn build_plugins(dest: &Path) -> Result<Vec<PathBuf>> {
     ensure_wasm_target()?;
     let root = repo_root();
     let plugins = root.join("plugins");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&plugins)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-        .arg(plugins.join("target"));
-    // When called from a build script, cargo's variables for the outer build must not leak
-    // into this one (they would point it at the host target and profile).
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "RUSTC_WRAPPER" || k == "RUSTC" {
-            cmd.env_remove(&k);
-        }
-    }
-    let status = cmd.status().context("running cargo for plugins")?;
-    if !status.success() {
-        bail!("building plugins failed");
-    }
+    build_wasm_workspace(&plugins)?;
     std::fs::create_dir_all(dest)?;
     let mut installed = Vec::new();
     for (dir, stem, name) in BUNDLED {
@@ -59,4 +44,48 @@ pub fn build_plugins(dest: &Path) -> Result<Vec<PathBuf>> {
         installed.push(target);
     }
     Ok(installed)
+}
+
+/// Test-only guests under `tests/guests/` (hostile plugins for the sandbox tests): (crate
+/// directory, artifact stem, plugin name). Built for the integration tests only, never shipped.
+pub const TEST_GUESTS: &[(&str, &str, &str)] = &[("hostile", "hostile", "hostile")];
+
+/// Builds the test-only guests and installs `NAME.wasm` + `NAME.toml` into `dest`. They share
+/// `plugins/target` so the SDK and its dependencies are compiled once for both workspaces.
+pub fn build_test_guests(dest: &Path) -> Result<Vec<PathBuf>> {
+    ensure_wasm_target()?;
+    let root = repo_root();
+    let guests = root.join("tests/guests");
+    build_wasm_workspace(&guests)?;
+    std::fs::create_dir_all(dest)?;
+    let mut installed = Vec::new();
+    for (dir, stem, name) in TEST_GUESTS {
+        let wasm = root.join("plugins/target/wasm32-wasip2/release").join(format!("{stem}.wasm"));
+        let target = dest.join(format!("{name}.wasm"));
+        std::fs::copy(&wasm, &target).with_context(|| format!("copying {}", wasm.display()))?;
+        std::fs::copy(guests.join(dir).join("plugin.toml"), dest.join(format!("{name}.toml")))?;
+        installed.push(target);
+    }
+    Ok(installed)
+}
+
+/// `cargo build --release --target wasm32-wasip2` in the workspace at `dir`, into `plugins/target`.
+fn build_wasm_workspace(dir: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(repo_root().join("plugins/target"));
+    // When called from a build script, cargo's variables for the outer build must not leak
+    // into this one (they would point it at the host target and profile).
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "RUSTC_WRAPPER" || k == "RUSTC" {
+            cmd.env_remove(&k);
+        }
+    }
+    let status = cmd.status().with_context(|| format!("running cargo in {}", dir.display()))?;
+    if !status.success() {
+        bail!("building {} failed", dir.display());
+    }
+    Ok(())
 }

@@ -22,7 +22,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 
@@ -56,6 +60,7 @@ impl From<SendError> for ApiError {
             SendError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "account_not_ready"),
             SendError::OutsideWindow { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "outside_window"),
             SendError::KeyConflict(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            SendError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SendError::Store(s) => return ApiError::from(s.clone()),
         };
         ApiError::new(status, code, e.to_string())

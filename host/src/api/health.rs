@@ -19,7 +19,11 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json
         .iter()
         .map(|(id, state)| {
             let v = match state {
-                AccountState::Ready(ctx) => serde_json::json!({ "ready": true, "plugin": ctx.plugin }),
+                AccountState::Ready(ctx) => {
+                    let now = app.clock.now_ms();
+                    let breaker = app.delivery.get(id).map_or("closed", |p| p.breaker.state(now).name());
+                    serde_json::json!({ "ready": true, "plugin": ctx.plugin, "breaker": breaker })
+                }
                 AccountState::Refused { plugin, reasons } => {
                     ready = false;
                     serde_json::json!({ "ready": false, "plugin": plugin, "reasons": reasons })
@@ -32,6 +36,8 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json
         "ready": ready,
         "store": if store_ok { "ok" } else { "unavailable" },
         "plugins": app.runtime.plugin_names(),
+        // Files whose latest version failed to load; a previous version may still be serving.
+        "plugin_errors": app.runtime.load_errors(),
         "accounts": accounts,
     });
     (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))

@@ -47,6 +47,7 @@ pub async fn claim(_: Authorized, State(app): State<Arc<App>>, body: Bytes) -> R
             lease_ms,
             consumer: c.consumer.unwrap_or_else(|| "default".into()),
             account: c.account,
+            max_deliveries: cfg.max_deliveries,
         })
         .await?;
     Ok(Json(serde_json::to_value(claim).expect("serializable")))

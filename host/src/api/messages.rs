@@ -5,6 +5,7 @@ use super::{ApiError, CORRELATION_HEADER};
 use crate::app::{App, correlation_id};
 use crate::model::{Media, MessageBody, Template};
 use crate::outbox::{self, SendRequest};
+use crate::store::Priority;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -23,6 +24,8 @@ struct CreateMessage {
     template: Option<Template>,
     conversation: Option<String>,
     metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    priority: Priority,
 }
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -60,6 +63,7 @@ pub async fn create(_: Authorized, State(app): State<Arc<App>>, headers: HeaderM
             metadata: req.metadata,
             idempotency_key: key,
             correlation_id: cid,
+            priority: req.priority,
         },
     )
     .await?;

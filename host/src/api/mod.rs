@@ -1,5 +1,6 @@
 //! The HTTP surface. Handlers are thin: decode, call a service, encode.
 
+mod admin;
 mod auth;
 mod error;
 mod health;
@@ -31,6 +32,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/inbox/claim", post(inbox::claim))
         .route("/v1/inbox/ack", post(inbox::ack))
         .route("/v1/inbox/nack", post(inbox::nack))
+        .route("/v1/dlq", get(admin::dlq_list))
+        .route("/v1/dlq/redrive", post(admin::dlq_redrive))
+        .route("/v1/dlq/{id}", get(admin::dlq_show))
+        .route("/v1/outbox", get(admin::outbox_list))
+        .route("/v1/stats", get(admin::stats))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(webhooks)

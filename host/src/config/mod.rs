@@ -34,27 +34,86 @@ pub enum ConfigError {
     Invalid(Vec<ConfigIssue>),
 }
 
-/// Limits and timings of the outbound delivery worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryConfig {
-    pub workers: usize,
-    pub lease_ms: u64,
+/// Retry policy; the daemon-wide one can be overridden per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 8, backoff_base_ms: 1_000, backoff_cap_ms: 600_000 }
+    }
+}
+
+/// Outbound rate limits (GCRA via governor); the daemon-wide ones can be overridden per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub account_per_sec: u32,
+    pub recipient_per_sec: u32,
+    pub recipient_burst: u32,
+    pub conversation_per_sec: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self { account_per_sec: 100, recipient_per_sec: 10, recipient_burst: 10, conversation_per_sec: 20 }
+    }
+}
+
+/// Per-account circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// Open when at least this share of calls in the window failed…
+    pub failure_rate: f64,
+    pub window_ms: u64,
+    /// …and the window has at least this many calls.
+    pub min_calls: u32,
+    /// How long it stays open before letting one probe through (half-open).
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { failure_rate: 0.5, window_ms: 60_000, min_calls: 10, cooldown_ms: 30_000 }
+    }
+}
+
+/// Limits and timings of the outbound delivery workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    /// Concurrent worker loops, each claiming its own messages.
+    pub workers: usize,
+    /// Messages one worker claims and delivers concurrently.
+    pub batch: usize,
+    pub lease_ms: u64,
+    pub retry: RetryPolicy,
     /// How often an idle worker looks for due messages (new messages wake it at once).
     pub poll_interval_ms: u64,
+    /// Deliver a conversation's messages one at a time, in order.
+    pub ordered: bool,
+    /// Unfinished messages one account may have before `POST /v1/messages` answers 429.
+    pub max_queued: u64,
+    pub idempotency_ttl_ms: u64,
+    pub rate_limits: RateLimits,
+    pub breaker: BreakerConfig,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             workers: 4,
+            batch: 8,
             lease_ms: 30_000,
-            max_attempts: 8,
-            backoff_base_ms: 1_000,
-            backoff_cap_ms: 600_000,
+            retry: RetryPolicy::default(),
             poll_interval_ms: 50,
+            ordered: true,
+            max_queued: 10_000,
+            idempotency_ttl_ms: 24 * 3_600_000,
+            rate_limits: RateLimits::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -64,15 +123,17 @@ pub struct InboxConfig {
     pub default_lease_ms: u64,
     pub max_lease_ms: u64,
     pub max_claim: usize,
+    /// Hand-outs without an ack before an event goes to the dead-letter queue.
+    pub max_deliveries: u32,
 }
 
 impl Default for InboxConfig {
     fn default() -> Self {
-        Self { default_lease_ms: 30_000, max_lease_ms: 3_600_000, max_claim: 100 }
+        Self { default_lease_ms: 30_000, max_lease_ms: 3_600_000, max_claim: 100, max_deliveries: 10 }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountConfig {
     pub id: String,
     pub plugin: String,
@@ -82,9 +143,22 @@ pub struct AccountConfig {
     pub public_url: Option<String>,
     /// Accept unsigned webhooks. Only honoured with verify scheme `none`; warned at every start.
     pub insecure: bool,
+    /// Overrides of the daemon-wide `[delivery]` policies for this account.
+    pub retry: Option<RetryPolicy>,
+    pub rate_limits: Option<RateLimits>,
+    /// Operator allowlist for the plugin's `http-fetch`: when set, the plugin reaches only hosts
+    /// in its manifest's allowlist **and** in this list. `None`: the manifest's list as is.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[plugins.<name>]`: the operator's limits for one plugin (defaults: 100 ms, 64 MiB).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginConfig {
+    pub call_deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -93,6 +167,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub dedupe_ttl_ms: u64,
     pub accounts: BTreeMap<String, AccountConfig>,
+    /// Per-plugin limits, by plugin name.
+    pub plugins: BTreeMap<String, PluginConfig>,
     pub delivery: DeliveryConfig,
     pub inbox: InboxConfig,
 }
@@ -108,6 +184,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             dedupe_ttl_ms: 7 * 24 * 3_600_000,
             accounts: BTreeMap::new(),
+            plugins: BTreeMap::new(),
             delivery: DeliveryConfig::default(),
             inbox: InboxConfig::default(),
         }
@@ -146,12 +223,18 @@ impl Config {
 
 const TOP_KEYS: &[&str] = &[
     "listen", "data_dir", "plugins_dir", "api_tokens", "max_body_bytes", "dedupe_ttl_hours",
-    "accounts", "delivery", "inbox",
+    "accounts", "plugins", "delivery", "inbox",
 ];
-const ACCOUNT_KEYS: &[&str] = &["plugin", "secrets", "settings", "public_url", "insecure"];
-const DELIVERY_KEYS: &[&str] =
-    &["workers", "lease_ms", "max_attempts", "backoff_base_ms", "backoff_cap_ms", "poll_interval_ms"];
-const INBOX_KEYS: &[&str] = &["default_lease_ms", "max_lease_ms", "max_claim"];
+const PLUGIN_KEYS: &[&str] = &["call_deadline_ms", "memory_mib"];
+const ACCOUNT_KEYS: &[&str] = &["plugin", "secrets", "settings", "public_url", "insecure", "retry", "rate_limits", "allowed_hosts"];
+const DELIVERY_KEYS: &[&str] = &[
+    "workers", "batch", "lease_ms", "max_attempts", "backoff_base_ms", "backoff_cap_ms", "poll_interval_ms",
+    "ordered", "max_queued", "idempotency_ttl_hours", "rate_limits", "breaker",
+];
+const RETRY_KEYS: &[&str] = &["max_attempts", "backoff_base_ms", "backoff_cap_ms"];
+const RATE_KEYS: &[&str] = &["account_per_sec", "recipient_per_sec", "recipient_burst", "conversation_per_sec"];
+const BREAKER_KEYS: &[&str] = &["failure_rate_percent", "window_ms", "min_calls", "cooldown_ms"];
+const INBOX_KEYS: &[&str] = &["default_lease_ms", "max_lease_ms", "max_claim", "max_deliveries"];
 
 fn build(w: &mut Walker, t: &toml::Table) -> Config {
     let d = Config::default();
@@ -194,21 +277,34 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
         }
     }
 
+    let plugins = plugin_configs(w, t);
     let delivery = w.table(t, "", "delivery").map_or(d.delivery.clone(), |dt| {
-        w.unknown_keys("delivery", dt, DELIVERY_KEYS);
+        let p = "delivery";
+        w.unknown_keys(p, dt, DELIVERY_KEYS);
         let dd = DeliveryConfig::default();
-        let base = w.int(dt, "delivery", "backoff_base_ms", 1, 3_600_000).unwrap_or(dd.backoff_base_ms);
-        let cap = w.int(dt, "delivery", "backoff_cap_ms", 1, 86_400_000).unwrap_or(dd.backoff_cap_ms);
-        if cap < base {
-            w.issue("delivery.backoff_cap_ms", "must be at least delivery.backoff_base_ms");
-        }
+        let rate_limits = w.table(dt, p, "rate_limits").map_or(dd.rate_limits, |rt| rate_limits(w, "delivery.rate_limits", rt, dd.rate_limits));
+        let breaker = w.table(dt, p, "breaker").map_or(dd.breaker, |bt| {
+            let bp = "delivery.breaker";
+            w.unknown_keys(bp, bt, BREAKER_KEYS);
+            let b = BreakerConfig::default();
+            BreakerConfig {
+                failure_rate: w.int(bt, bp, "failure_rate_percent", 1, 100).map_or(b.failure_rate, |v| v as f64 / 100.0),
+                window_ms: w.int(bt, bp, "window_ms", 100, 86_400_000).unwrap_or(b.window_ms),
+                min_calls: w.int(bt, bp, "min_calls", 1, 1_000_000).map_or(b.min_calls, |v| v as u32),
+                cooldown_ms: w.int(bt, bp, "cooldown_ms", 10, 86_400_000).unwrap_or(b.cooldown_ms),
+            }
+        });
         DeliveryConfig {
-            workers: w.int(dt, "delivery", "workers", 1, 1024).map_or(dd.workers, |v| v as usize),
-            lease_ms: w.int(dt, "delivery", "lease_ms", 100, 3_600_000).unwrap_or(dd.lease_ms),
-            max_attempts: w.int(dt, "delivery", "max_attempts", 1, 100).map_or(dd.max_attempts, |v| v as u32),
-            backoff_base_ms: base,
-            backoff_cap_ms: cap,
-            poll_interval_ms: w.int(dt, "delivery", "poll_interval_ms", 1, 60_000).unwrap_or(dd.poll_interval_ms),
+            workers: w.int(dt, p, "workers", 1, 1024).map_or(dd.workers, |v| v as usize),
+            batch: w.int(dt, p, "batch", 1, 1024).map_or(dd.batch, |v| v as usize),
+            lease_ms: w.int(dt, p, "lease_ms", 100, 3_600_000).unwrap_or(dd.lease_ms),
+            retry: retry_policy(w, p, dt, dd.retry),
+            poll_interval_ms: w.int(dt, p, "poll_interval_ms", 1, 60_000).unwrap_or(dd.poll_interval_ms),
+            ordered: w.bool(dt, p, "ordered").unwrap_or(dd.ordered),
+            max_queued: w.int(dt, p, "max_queued", 1, 100_000_000).unwrap_or(dd.max_queued),
+            idempotency_ttl_ms: w.int(dt, p, "idempotency_ttl_hours", 1, 24 * 365).map_or(dd.idempotency_ttl_ms, |h| h * 3_600_000),
+            rate_limits,
+            breaker,
         }
     });
     let inbox = w.table(t, "", "inbox").map_or(d.inbox.clone(), |it| {
@@ -218,6 +314,7 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
             default_lease_ms: w.int(it, "inbox", "default_lease_ms", 100, 86_400_000).unwrap_or(di.default_lease_ms),
             max_lease_ms: w.int(it, "inbox", "max_lease_ms", 100, 86_400_000).unwrap_or(di.max_lease_ms),
             max_claim: w.int(it, "inbox", "max_claim", 1, 10_000).map_or(di.max_claim, |v| v as usize),
+            max_deliveries: w.int(it, "inbox", "max_deliveries", 1, 1_000).map_or(di.max_deliveries, |v| v as u32),
         }
     });
     Config {
@@ -228,9 +325,27 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
         max_body_bytes,
         dedupe_ttl_ms,
         accounts,
+        plugins,
         delivery,
         inbox,
     }
+}
+
+fn plugin_configs(w: &mut Walker, t: &toml::Table) -> BTreeMap<String, PluginConfig> {
+    let mut plugins = BTreeMap::new();
+    for (name, value) in w.table(t, "", "plugins").into_iter().flatten() {
+        let path = format!("plugins.{name}");
+        match value.as_table() {
+            Some(pt) => {
+                w.unknown_keys(&path, pt, PLUGIN_KEYS);
+                let call_deadline_ms = w.int(pt, &path, "call_deadline_ms", 1, 60_000);
+                let memory_mib = w.int(pt, &path, "memory_mib", 1, 4096);
+                plugins.insert(name.clone(), PluginConfig { call_deadline_ms, memory_mib });
+            }
+            None => w.issue(&path, "must be a table: [plugins.<name>] with call_deadline_ms and/or memory_mib"),
+        }
+    }
+    plugins
 }
 
 fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Option<AccountConfig> {
@@ -278,6 +393,19 @@ fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Optio
         w.issue(&format!("{path}.public_url"), "must be an absolute URL, e.g. https://hooks.example.com/webhooks/sms");
     }
     let insecure = w.bool(t, path, "insecure").unwrap_or(false);
+    let defaults = DeliveryConfig::default();
+    let retry = w.table(t, path, "retry").map(|rt| {
+        let p = format!("{path}.retry");
+        w.unknown_keys(&p, rt, RETRY_KEYS);
+        retry_policy(w, &p, rt, defaults.retry)
+    });
+    let rate_limits = w.table(t, path, "rate_limits").map(|rt| rate_limits(w, &format!("{path}.rate_limits"), rt, defaults.rate_limits));
+    let allowed_hosts = t.contains_key("allowed_hosts").then(|| w.string_list(t, path, "allowed_hosts"));
+    for (i, h) in allowed_hosts.iter().flatten().enumerate() {
+        if crate::egress::HostPattern::parse(h).is_none() {
+            w.issue(&format!("{path}.allowed_hosts[{i}]"), "must be a host, host:port or URL, e.g. graph.facebook.com");
+        }
+    }
     Some(AccountConfig {
         id: id.to_string(),
         plugin: plugin?,
@@ -285,7 +413,35 @@ fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Optio
         settings,
         public_url,
         insecure,
+        retry,
+        rate_limits,
+        allowed_hosts,
     })
+}
+
+/// Reads `max_attempts`, `backoff_base_ms`, `backoff_cap_ms` from `t` over `base`.
+fn retry_policy(w: &mut Walker, p: &str, t: &toml::Table, base: RetryPolicy) -> RetryPolicy {
+    let backoff_base_ms = w.int(t, p, "backoff_base_ms", 1, 3_600_000).unwrap_or(base.backoff_base_ms);
+    let backoff_cap_ms = w.int(t, p, "backoff_cap_ms", 1, 86_400_000).unwrap_or(base.backoff_cap_ms);
+    if backoff_cap_ms < backoff_base_ms {
+        w.issue(&format!("{p}.backoff_cap_ms"), "must be at least backoff_base_ms");
+    }
+    RetryPolicy {
+        max_attempts: w.int(t, p, "max_attempts", 1, 100).map_or(base.max_attempts, |v| v as u32),
+        backoff_base_ms,
+        backoff_cap_ms,
+    }
+}
+
+fn rate_limits(w: &mut Walker, p: &str, t: &toml::Table, base: RateLimits) -> RateLimits {
+    w.unknown_keys(p, t, RATE_KEYS);
+    let mut get = |k: &str, d: u32| w.int(t, p, k, 1, 10_000_000).map_or(d, |v| v as u32);
+    RateLimits {
+        account_per_sec: get("account_per_sec", base.account_per_sec),
+        recipient_per_sec: get("recipient_per_sec", base.recipient_per_sec),
+        recipient_burst: get("recipient_burst", base.recipient_burst),
+        conversation_per_sec: get("conversation_per_sec", base.conversation_per_sec),
+    }
 }
 
 fn valid_account_id(id: &str) -> bool {

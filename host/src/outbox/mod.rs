@@ -2,12 +2,13 @@
 //! delivers them through the account's plugin.
 
 pub mod backoff;
+pub mod policy;
 pub mod worker;
 
 use crate::app::App;
 use crate::model::MessageBody;
 use crate::redact::mask_phone;
-use crate::store::{EnqueueOutcome, NewMessage, OutboxRow, StoreError};
+use crate::store::{EnqueueOutcome, NewMessage, OutboxRow, Priority, StoreError};
 use sha2::{Digest, Sha256};
 
 /// Customer-service window length for channels that declare `window-24h`.
@@ -21,6 +22,7 @@ pub struct SendRequest {
     pub metadata: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
     pub correlation_id: String,
+    pub priority: Priority,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub enum SendError {
     OutsideWindow { closed_at_ms: u64 },
     #[error("Idempotency-Key was already used for a different request (message {0})")]
     KeyConflict(String),
+    #[error("account `{account}` has {queued} unfinished messages, its queue cap; retry later")]
+    QueueFull { account: String, queued: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -62,7 +66,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
         }
     }
     let fingerprint = {
-        let canon = serde_json::json!([req.account, req.to, conversation, req.body, req.metadata]);
+        let canon = serde_json::json!([req.account, req.to, conversation, req.body, req.metadata, req.priority]);
         hex::encode(Sha256::digest(canon.to_string().as_bytes()))
     };
     let outcome = app
@@ -76,6 +80,9 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
             idempotency_key: req.idempotency_key,
             fingerprint,
             correlation_id: req.correlation_id,
+            priority: req.priority,
+            max_queued: app.config.delivery.max_queued,
+            idempotency_ttl_ms: app.config.delivery.idempotency_ttl_ms,
         })
         .await?;
     match outcome {
@@ -86,6 +93,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
         }
         EnqueueOutcome::Existing(row) => Ok((row, false)),
         EnqueueOutcome::KeyConflict { id } => Err(SendError::KeyConflict(id)),
+        EnqueueOutcome::QueueFull { queued } => Err(SendError::QueueFull { account: ctx.id.clone(), queued }),
     }
 }
 

@@ -7,5 +7,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::switchboard::plugin::channel as channel;
-pub use switchboard::plugin::types as wit;
+pub use self::exports::switchboard::plugin::channel;
+pub use self::switchboard::plugin::types as wit;

@@ -107,3 +107,47 @@ pub(super) fn outcome_from_wit(o: wit::DeliveryOutcome) -> DeliveryOutcome {
         wit::DeliveryOutcome::Permanent(f) => DeliveryOutcome::Permanent { code: f.code, reason: f.reason },
     }
 }
+
+/// What a plugin may hand back. Guest memory already bounds a result to the memory cap; these
+/// keep one call from making the host store or forward megabytes it never asked for.
+pub(super) const MAX_ID_BYTES: usize = 1024;
+pub(super) const MAX_REASON_BYTES: usize = 16 * 1024;
+pub(super) const MAX_EVENTS: usize = 1_000;
+pub(super) const MAX_EVENTS_BYTES: usize = 8 << 20;
+pub(super) const MAX_HANDSHAKE_BODY: usize = 64 * 1024;
+
+pub(super) fn check_outcome(o: &wit::DeliveryOutcome) -> Result<(), String> {
+    match o {
+        wit::DeliveryOutcome::Delivered(id) if id.len() > MAX_ID_BYTES => {
+            Err(format!("provider message id of {} bytes (limit {MAX_ID_BYTES})", id.len()))
+        }
+        wit::DeliveryOutcome::Permanent(f) if f.code.len() > MAX_ID_BYTES || f.reason.len() > MAX_REASON_BYTES => {
+            Err(format!("failure of {} + {} bytes (limits {MAX_ID_BYTES} + {MAX_REASON_BYTES})", f.code.len(), f.reason.len()))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn check_events(events: &[wit::InboundEvent]) -> Result<(), String> {
+    if events.len() > MAX_EVENTS {
+        return Err(format!("{} events (limit {MAX_EVENTS})", events.len()));
+    }
+    let bytes: usize = events
+        .iter()
+        .map(|e| e.payload.len() + e.provider_event_id.len() + e.conversation.len() + e.text.as_ref().map_or(0, String::len))
+        .sum();
+    if bytes > MAX_EVENTS_BYTES {
+        return Err(format!("events of {bytes} bytes (limit {MAX_EVENTS_BYTES})"));
+    }
+    if let Some(e) = events.iter().find(|e| e.provider_event_id.len() > MAX_ID_BYTES || e.conversation.len() > MAX_ID_BYTES) {
+        return Err(format!("event id or conversation over {MAX_ID_BYTES} bytes (event {})", e.provider_event_id.len()));
+    }
+    Ok(())
+}
+
+pub(super) fn check_response(r: &wit::HttpResponse) -> Result<(), String> {
+    if r.body.len() > MAX_HANDSHAKE_BODY {
+        return Err(format!("handshake body of {} bytes (limit {MAX_HANDSHAKE_BODY})", r.body.len()));
+    }
+    Ok(())
+}

@@ -36,12 +36,100 @@ pub struct SettingSpec {
 impl Manifest {
     pub fn parse(text: &str) -> Result<Self, String> {
         let m: Manifest = toml::from_str(text).map_err(|e| e.message().to_string())?;
-        if m.world != "channel-adapter" {
-            return Err(format!("world `{}` is not supported by this host (expected channel-adapter)", m.world));
-        }
-        if m.name.is_empty() {
-            return Err("name is empty".into());
-        }
+        m.validate()?;
         Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.world != "channel-adapter" {
+            return Err(format!("world `{}` is not supported by this host (expected channel-adapter)", self.world));
+        }
+        // The name keys the plugin's kv namespace (`name\0key`) and its config table, so it is
+        // a plain identifier: no separator can make one plugin's keys look like another's.
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(format!("name `{}` must be 1-64 of a-z, 0-9, '-', '_'", self.name));
+        }
+        if self.version.trim().is_empty() {
+            return Err("version is empty".into());
+        }
+        if self.verify.trim().is_empty() {
+            return Err("verify is empty (name a verification preset, e.g. meta-sha256)".into());
+        }
+        for h in &self.allowed_hosts {
+            match h.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                Some(setting) if !self.settings.contains_key(setting) => {
+                    return Err(format!("allowed host `{h}` names setting `{setting}`, which [settings] does not declare"));
+                }
+                Some(_) => {}
+                None if crate::egress::HostPattern::parse(h).is_none() => {
+                    return Err(format!("allowed host `{h}` is not a host, host:port or URL"));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `new` may replace `self` in a running daemon. Accounts were resolved against
+    /// the old manifest (allowlist, secrets, settings, verification), so only the version may
+    /// change without a restart.
+    pub fn check_replacement(&self, new: &Manifest) -> Result<(), String> {
+        let same = Manifest { version: self.version.clone(), ..new.clone() };
+        if &same == self {
+            Ok(())
+        } else {
+            Err(format!(
+                "manifest of `{}` changed more than its version (allowed_hosts, secrets, settings or verify); \
+                 restart the daemon to apply it",
+                self.name
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+        name = "demo"
+        version = "0.1.0"
+        world = "channel-adapter"
+        verify = "meta-sha256"
+        allowed_hosts = ["api.example.com", "{api_base}"]
+        [settings.api_base]
+        default = "https://api.example.com"
+    "#;
+
+    #[test]
+    fn a_valid_manifest_parses() {
+        let m = Manifest::parse(OK).unwrap();
+        assert_eq!(m.allowed_hosts.len(), 2);
+    }
+
+    #[test]
+    fn names_that_could_alias_a_kv_namespace_are_refused() {
+        for bad in ["de\\u0000mo", "Demo", "a/b", ""] {
+            let text = OK.replace("\"demo\"", &format!("\"{bad}\""));
+            assert!(Manifest::parse(&text).unwrap_err().contains("name"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_host_template_must_name_a_declared_setting() {
+        let text = OK.replace("{api_base}", "{nope}");
+        assert!(Manifest::parse(&text).unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn only_the_version_may_change_on_reload() {
+        let old = Manifest::parse(OK).unwrap();
+        let newer = Manifest::parse(&OK.replace("0.1.0", "0.2.0")).unwrap();
+        assert!(old.check_replacement(&newer).is_ok());
+        let wider = Manifest::parse(&OK.replace("\"api.example.com\",", "\"api.example.com\", \"evil.com\",")).unwrap();
+        assert!(old.check_replacement(&wider).is_err());
     }
 }

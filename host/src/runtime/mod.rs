@@ -1,18 +1,28 @@
 //! The plugin runtime: the only module that touches wasmtime.
 //!
-//! One [`Engine`] (pooling allocator, epoch interruption) and one [`Linker`] for the daemon.
+//! One [`Engine`] (pooling allocator, epoch interruption, compiled-code cache) for the daemon.
 //! Each plugin is compiled once into an `InstancePre`; every call gets a **fresh `Store` and
 //! instance**, so no state leaks between calls or accounts, and a trap poisons nothing. The
 //! pooling allocator makes that cheap (a slot reuse, not an mmap).
 //!
-//! Plugins get only our `host` interface plus a WASI context with no preopened directories,
-//! no environment, no arguments, no stdio and no sockets: the WASI imports exist only because
-//! Rust's std links them.
+//! Per call: a guest-time deadline (epochs; time in host imports excluded), a wall-clock cap,
+//! a memory cap and instance/table/memory counts ([`limits`]). A call that hits one fails
+//! alone with a typed [`CallError`] and is counted in [`Runtime::stats`].
+//!
+//! Plugins get only our `host` interface plus the WASI a Rust `std` guest links, with nothing
+//! behind it ([`wasi`]): no filesystem, sockets, clocks or environment.
+//!
+//! Plugins live in an atomically swapped map of `Arc<LoadedPlugin>`: a call holds the `Arc` of
+//! the version it started on, so a reload ([`watch`]) never disturbs calls in flight.
 
 pub mod bindings;
 mod convert;
 mod host_impl;
+pub mod limits;
+mod load;
 pub mod manifest;
+pub mod watch;
+mod wasi;
 
 use crate::accounts::AccountCtx;
 use crate::clock::SharedClock;
@@ -20,30 +30,27 @@ use crate::egress::Egress;
 use crate::model::{DeliveryOutcome, HttpRequest, HttpResponse, InboundEvent};
 use crate::store::Store;
 use bindings::{ChannelAdapter, ChannelAdapterPre};
+use limits::{CallLimiter, Counters, Failure};
 use manifest::Manifest;
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store as WasmStore, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::ResourceTable;
+use wasmtime::{
+    Cache, CacheConfig, Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Store as WasmStore, Trap, UpdateDeadline,
+};
+use wasmtime_wasi::WasiCtx;
+
+pub use convert::Outbound;
+pub use limits::{Limits, PluginStats, RuntimeOptions, StatsByPlugin};
 
 /// How often the epoch advances; the granularity of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Guest CPU time per call; time spent in host imports (HTTP) does not count.
-    pub call_deadline: Duration,
-    pub memory_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { call_deadline: Duration::from_millis(100), memory_bytes: 64 << 20 }
-    }
-}
+/// Concurrent plugin instances the pool holds (calls beyond it fail, they do not queue).
+const POOL_COMPONENT_INSTANCES: u32 = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -53,15 +60,35 @@ pub enum LoadError {
     Dir { path: String, reason: String },
 }
 
-/// A failed plugin call. The message it was for is retried or dead-lettered as usual.
+/// A failed plugin call. Only that call fails; the message it was for is retried or
+/// dead-lettered as usual.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("plugin `{0}` is not loaded")]
     NotLoaded(String),
     #[error("plugin exceeded its {0:?} deadline")]
     Deadline(Duration),
+    #[error("plugin ran out of memory (cap {} MiB)", .0 >> 20)]
+    OutOfMemory(usize),
+    #[error("plugin overflowed its stack")]
+    StackOverflow,
     #[error("plugin trapped: {0}")]
     Trap(String),
+    #[error("plugin returned an oversized result: {0}")]
+    OutputTooLarge(String),
+}
+
+impl CallError {
+    fn failure(&self) -> Option<Failure> {
+        Some(match self {
+            CallError::NotLoaded(_) => return None,
+            CallError::Deadline(_) => Failure::Deadline,
+            CallError::OutOfMemory(_) => Failure::OutOfMemory,
+            CallError::StackOverflow => Failure::StackOverflow,
+            CallError::Trap(_) => Failure::Trap,
+            CallError::OutputTooLarge(_) => Failure::BadOutput,
+        })
+    }
 }
 
 /// What the host offers plugins, shared by all calls.
@@ -72,25 +99,39 @@ pub struct HostServices {
     pub clock: SharedClock,
 }
 
+/// One loaded version of a plugin.
 pub struct LoadedPlugin {
     pub manifest: Manifest,
-    pub capabilities: Vec<String>,
+    pub capabilities: Arc<[String]>,
+    pub limits: Limits,
+    /// The `.wasm` it was loaded from.
+    pub source: PathBuf,
+    /// SHA-256 of the wasm bytes and the manifest text: a reload of identical files is a no-op.
+    pub digest: String,
     pre: ChannelAdapterPre<HostState>,
+    counters: Arc<Counters>,
 }
 
 pub struct Runtime {
     engine: Engine,
-    plugins: HashMap<String, Arc<LoadedPlugin>>,
+    cache: Option<Cache>,
+    options: RuntimeOptions,
     services: HostServices,
-    limits: Limits,
-    ticker: Arc<std::sync::atomic::AtomicBool>,
+    plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    counters: RwLock<HashMap<String, Arc<Counters>>>,
+    /// Plugin file → why its latest version is not the one serving (cleared by a good load).
+    load_errors: RwLock<BTreeMap<String, String>>,
+    /// One load at a time: loads compile off the hot path, but two of the same file must not race.
+    loading: tokio::sync::Mutex<()>,
+    ticker: Arc<AtomicBool>,
 }
 
 /// Per-call state inside a wasmtime `Store`.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limiter: CallLimiter,
+    stderr: wasi::StderrTail,
     account: Arc<AccountCtx>,
     plugin: Arc<str>,
     services: HostServices,
@@ -100,31 +141,52 @@ pub(crate) struct HostState {
     budget: Duration,
 }
 
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Runtime {
+    /// A runtime with the same limits for every plugin and no compile cache.
     pub fn new(services: HostServices, limits: Limits) -> Result<Self, LoadError> {
+        Self::with_options(services, RuntimeOptions { defaults: limits, ..Default::default() })
+    }
+
+    pub fn with_options(services: HostServices, options: RuntimeOptions) -> Result<Self, LoadError> {
+        let engine_err = |e: wasmtime::Error| LoadError::Dir { path: "<engine>".into(), reason: format!("{e:#}") };
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
-            .total_core_instances(2048)
-            .total_memories(256)
-            .total_tables(512)
-            .max_memory_size(limits.memory_bytes);
+        pool.total_component_instances(POOL_COMPONENT_INSTANCES)
+            .total_core_instances(POOL_COMPONENT_INSTANCES * 8)
+            .total_memories(POOL_COMPONENT_INSTANCES * 2)
+            .total_tables(POOL_COMPONENT_INSTANCES * 4)
+            .max_memories_per_component(limits::MAX_MEMORIES_PER_CALL as u32)
+            .max_tables_per_component(limits::MAX_TABLES_PER_CALL as u32)
+            .max_core_instances_per_component(limits::MAX_INSTANCES_PER_CALL as u32)
+            .max_memory_size(options.max_memory_bytes());
         let mut cfg = EngineConfig::new();
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&cfg).map_err(|e| LoadError::Dir { path: "<engine>".into(), reason: e.to_string() })?;
-        let ticker = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cache = match &options.cache_dir {
+            Some(dir) => {
+                let mut cc = CacheConfig::new();
+                cc.with_directory(dir);
+                let cache = Cache::new(cc).map_err(engine_err)?;
+                cfg.cache(Some(cache.clone()));
+                Some(cache)
+            }
+            None => None,
+        };
+        let engine = Engine::new(&cfg).map_err(engine_err)?;
+        let ticker = Arc::new(AtomicBool::new(true));
         let (weak, alive) = (engine.weak(), ticker.clone());
         std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
-                while alive.load(std::sync::atomic::Ordering::Relaxed) {
+                while alive.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     match weak.upgrade() {
                         Some(e) => e.increment_epoch(),
@@ -133,19 +195,27 @@ impl Runtime {
                 }
             })
             .expect("spawn epoch thread");
-        Ok(Self { engine, plugins: HashMap::new(), services, limits, ticker })
-    }
-
-    fn linker(&self) -> wasmtime::Result<Linker<HostState>> {
-        let mut linker = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        ChannelAdapter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        Ok(linker)
+        Ok(Self {
+            engine,
+            cache,
+            options,
+            services,
+            plugins: RwLock::default(),
+            counters: RwLock::default(),
+            load_errors: RwLock::default(),
+            loading: tokio::sync::Mutex::new(()),
+            ticker,
+        })
     }
 
     /// Loads every `NAME.wasm` that has a `NAME.toml` manifest beside it. A broken plugin is
-    /// reported and skipped; the others load.
+    /// reported (also in [`Runtime::load_errors`]) and skipped; the others load.
     pub async fn load_dir(&mut self, dir: &Path) -> Vec<LoadError> {
+        self.load_all(dir).await
+    }
+
+    /// [`Runtime::load_dir`] through a shared reference (the watcher's rescan).
+    pub async fn load_all(&self, dir: &Path) -> Vec<LoadError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => return vec![LoadError::Dir { path: dir.display().to_string(), reason: e.to_string() }],
@@ -164,100 +234,56 @@ impl Runtime {
         errors
     }
 
-    /// Compiles and validates one plugin: manifest, imports, exports, and that its own
-    /// `describe` agrees with its manifest.
-    pub async fn load(&mut self, wasm: &Path) -> Result<(), LoadError> {
-        let err = |reason: String| LoadError::Plugin { path: wasm.display().to_string(), reason };
-        let manifest_path = wasm.with_extension("toml");
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| err(format!("manifest {}: {e}", manifest_path.display())))?;
-        let manifest = Manifest::parse(&text).map_err(|e| err(format!("manifest: {e}")))?;
-        let component = Component::from_file(&self.engine, wasm).map_err(|e| err(format!("compile: {e:#}")))?;
-        let linker = self.linker().map_err(|e| err(e.to_string()))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| err(format!("imports: {e:#}")))?;
-        let pre = ChannelAdapterPre::new(pre).map_err(|e| err(format!("exports (not a channel-adapter?): {e:#}")))?;
-        let probe = Arc::new(AccountCtx::for_inspection(&manifest.name));
-        let (mut store, inst) = self.instantiate(&pre, &probe).await.map_err(|e| err(format!("instantiate: {e}")))?;
-        let info = inst
-            .switchboard_plugin_channel()
-            .call_describe(&mut store)
-            .await
-            .map_err(|e| err(format!("describe: {}", self.classify(e))))?;
-        if info.name != manifest.name || info.verify_scheme != manifest.verify {
-            return Err(err(format!(
-                "describe() says name `{}` / verify `{}`, manifest says `{}` / `{}`",
-                info.name, info.verify_scheme, manifest.name, manifest.verify
-            )));
-        }
-        tracing::info!(plugin = %manifest.name, version = %manifest.version, path = %wasm.display(), "plugin loaded");
-        let plugin = LoadedPlugin { manifest, capabilities: info.capabilities, pre };
-        self.plugins.insert(plugin.manifest.name.clone(), Arc::new(plugin));
-        Ok(())
-    }
-
     pub fn manifests(&self) -> HashMap<String, Manifest> {
-        self.plugins.iter().map(|(k, v)| (k.clone(), v.manifest.clone())).collect()
+        read(&self.plugins).iter().map(|(k, v)| (k.clone(), v.manifest.clone())).collect()
     }
 
-    /// The capabilities a plugin's `describe` reported at load.
-    pub fn capabilities(&self, plugin: &str) -> &[String] {
-        self.plugins.get(plugin).map_or(&[], |p| p.capabilities.as_slice())
+    /// The capabilities a plugin's `describe` reported at load (of the version serving now).
+    pub fn capabilities(&self, plugin: &str) -> Arc<[String]> {
+        read(&self.plugins).get(plugin).map_or_else(|| Arc::from([]), |p| p.capabilities.clone())
     }
 
     pub fn plugin_names(&self) -> Vec<String> {
-        let mut v: Vec<_> = self.plugins.keys().cloned().collect();
+        let mut v: Vec<_> = read(&self.plugins).keys().cloned().collect();
         v.sort();
         v
     }
 
-    async fn instance(&self, account: &Arc<AccountCtx>) -> Result<(WasmStore<HostState>, ChannelAdapter), CallError> {
-        let plugin = self.plugins.get(&account.plugin).ok_or_else(|| CallError::NotLoaded(account.plugin.clone()))?;
-        self.instantiate(&plugin.pre, account).await
+    /// The version of `plugin` serving now.
+    pub fn plugin(&self, plugin: &str) -> Option<Arc<LoadedPlugin>> {
+        read(&self.plugins).get(plugin).cloned()
     }
 
-    async fn instantiate(
-        &self,
-        pre: &ChannelAdapterPre<HostState>,
-        account: &Arc<AccountCtx>,
-    ) -> Result<(WasmStore<HostState>, ChannelAdapter), CallError> {
-        let state = HostState {
-            wasi: WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(64).tables(64).build(),
-            account: account.clone(),
-            plugin: Arc::from(account.plugin.as_str()),
-            services: self.services.clone(),
-            started: Instant::now(),
-            host_time: Duration::ZERO,
-            budget: self.limits.call_deadline,
-        };
-        let mut store = WasmStore::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(ticks(self.limits.call_deadline));
-        store.epoch_deadline_callback(|ctx| {
-            let s = ctx.data();
-            let used = s.started.elapsed().saturating_sub(s.host_time);
-            if used >= s.budget {
-                return Err(wasmtime::Error::msg(DEADLINE_MSG));
-            }
-            Ok(UpdateDeadline::Continue(ticks(s.budget - used)))
-        });
-        let instance = pre.instantiate_async(&mut store).await.map_err(|e| self.classify(e))?;
-        Ok((store, instance))
+    /// Plugin files whose latest version failed to load, with the reason. A plugin listed here
+    /// may still be serving: its previous version stays until a good one replaces it.
+    pub fn load_errors(&self) -> BTreeMap<String, String> {
+        read(&self.load_errors).clone()
     }
 
-    fn classify(&self, e: wasmtime::Error) -> CallError {
-        if format!("{e:#}").contains(DEADLINE_MSG) {
-            CallError::Deadline(self.limits.call_deadline)
-        } else {
-            CallError::Trap(format!("{e:#}"))
+    /// Call and failure counters per plugin name (they survive reloads).
+    pub fn stats(&self) -> StatsByPlugin {
+        read(&self.counters).iter().map(|(k, c)| (k.clone(), c.snapshot())).collect()
+    }
+
+    /// Compile-cache hits and misses since start (`None` without a cache).
+    pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        self.cache.as_ref().map(|c| (c.cache_hits(), c.cache_misses()))
+    }
+
+    fn counters(&self, plugin: &str) -> Arc<Counters> {
+        if let Some(c) = read(&self.counters).get(plugin) {
+            return c.clone();
         }
+        write(&self.counters).entry(plugin.to_string()).or_default().clone()
     }
 
     pub async fn handshake(&self, account: &Arc<AccountCtx>, req: HttpRequest) -> Result<Option<HttpResponse>, CallError> {
-        let (mut store, inst) = self.instance(account).await?;
-        let r = inst.switchboard_plugin_channel().call_handshake(&mut store, &convert::request_to_wit(req)).await;
-        Ok(r.map_err(|e| self.classify(e))?.map(convert::response_from_wit))
+        let req = convert::request_to_wit(req);
+        let mut call = self.begin(account).await?;
+        let r = call.run(|s, c| c.call_handshake(s, &req)).await;
+        let r = call.finish(r)?;
+        call.check(r.as_ref().map_or(Ok(()), convert::check_response))?;
+        Ok(r.map(convert::response_from_wit))
     }
 
     /// Parses a verified webhook. The inner `Err` is the plugin saying the body is not valid.
@@ -266,30 +292,144 @@ impl Runtime {
         account: &Arc<AccountCtx>,
         req: HttpRequest,
     ) -> Result<Result<Vec<InboundEvent>, String>, CallError> {
-        let (mut store, inst) = self.instance(account).await?;
-        let r = inst.switchboard_plugin_channel().call_parse_inbound(&mut store, &convert::request_to_wit(req)).await;
-        Ok(match r.map_err(|e| self.classify(e))? {
-            Ok(events) => Ok(events.into_iter().map(convert::event_from_wit).collect()),
+        let req = convert::request_to_wit(req);
+        let mut call = self.begin(account).await?;
+        let r = call.run(|s, c| c.call_parse_inbound(s, &req)).await;
+        Ok(match call.finish(r)? {
+            Ok(events) => {
+                call.check(convert::check_events(&events))?;
+                Ok(events.into_iter().map(convert::event_from_wit).collect())
+            }
             Err(e) => Err(convert::parse_error_text(e)),
         })
     }
 
-    pub async fn deliver(
-        &self,
-        account: &Arc<AccountCtx>,
-        msg: convert::Outbound<'_>,
-    ) -> Result<DeliveryOutcome, CallError> {
-        let (mut store, inst) = self.instance(account).await?;
-        let r = inst.switchboard_plugin_channel().call_deliver(&mut store, &convert::outbound_to_wit(msg)).await;
-        Ok(convert::outcome_from_wit(r.map_err(|e| self.classify(e))?))
+    pub async fn deliver(&self, account: &Arc<AccountCtx>, msg: convert::Outbound<'_>) -> Result<DeliveryOutcome, CallError> {
+        let msg = convert::outbound_to_wit(msg);
+        let mut call = self.begin(account).await?;
+        let r = call.run(|s, c| c.call_deliver(s, &msg)).await;
+        let outcome = call.finish(r)?;
+        call.check(convert::check_outcome(&outcome))?;
+        Ok(convert::outcome_from_wit(outcome))
+    }
+
+    /// A fresh instance of the account's plugin, as it is loaded now.
+    async fn begin(&self, account: &Arc<AccountCtx>) -> Result<Call, CallError> {
+        let plugin = self.plugin(&account.plugin).ok_or_else(|| CallError::NotLoaded(account.plugin.clone()))?;
+        plugin.counters.call();
+        let mut store = self.new_store(&plugin, account);
+        let inst = plugin.pre.instantiate_async(&mut store).await;
+        let mut call = Call { store, plugin, inst: None };
+        match inst {
+            Ok(i) => call.inst = Some(i),
+            Err(e) => return Err(call.fail(e)),
+        }
+        Ok(call)
+    }
+
+    fn new_store(&self, plugin: &LoadedPlugin, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
+        new_store(&self.engine, &self.services, &plugin.limits, account)
     }
 }
 
-pub use convert::Outbound;
+fn new_store(engine: &Engine, services: &HostServices, limits: &Limits, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
+    let stderr = wasi::StderrTail::default();
+    let state = HostState {
+        wasi: wasi::ctx(stderr.clone()),
+        table: ResourceTable::new(),
+        limiter: CallLimiter::new(limits.memory_bytes),
+        stderr,
+        account: account.clone(),
+        plugin: Arc::from(account.plugin.as_str()),
+        services: services.clone(),
+        started: Instant::now(),
+        host_time: Duration::ZERO,
+        budget: limits.call_deadline,
+    };
+    let mut store = WasmStore::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(ticks(limits.call_deadline));
+    store.epoch_deadline_callback(|ctx| {
+        let s = ctx.data();
+        let used = s.started.elapsed().saturating_sub(s.host_time);
+        if used >= s.budget {
+            return Err(wasmtime::Error::msg(DEADLINE_MSG));
+        }
+        Ok(UpdateDeadline::Continue(ticks(s.budget - used)))
+    });
+    store
+}
+
+/// One call in progress: its store, its instance, and the plugin version it runs on.
+struct Call {
+    store: WasmStore<HostState>,
+    plugin: Arc<LoadedPlugin>,
+    inst: Option<ChannelAdapter>,
+}
+
+type Channel = bindings::channel::Guest;
+
+impl Call {
+    /// Runs one export under the wall-clock cap.
+    async fn run<'a, R, F, Fut>(&'a mut self, f: F) -> Result<wasmtime::Result<R>, tokio::time::error::Elapsed>
+    where
+        F: FnOnce(&'a mut WasmStore<HostState>, &'a Channel) -> Fut,
+        Fut: std::future::Future<Output = wasmtime::Result<R>> + 'a,
+    {
+        let inst = self.inst.as_ref().expect("begin returns only instantiated calls");
+        let wall = self.plugin.limits.call_wall_time;
+        tokio::time::timeout(wall, f(&mut self.store, inst.switchboard_plugin_channel())).await
+    }
+
+    fn finish<R>(&mut self, r: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>) -> Result<R, CallError> {
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.fail(e)),
+            Err(_) => Err(self.count(CallError::Deadline(self.plugin.limits.call_wall_time))),
+        }
+    }
+
+    /// Applies the host's limits on what the plugin returned.
+    fn check(&self, r: Result<(), String>) -> Result<(), CallError> {
+        r.map_err(|e| self.count(CallError::OutputTooLarge(e)))
+    }
+
+    fn fail(&mut self, e: wasmtime::Error) -> CallError {
+        let err = classify(&e, self.store.data(), &self.plugin.limits);
+        self.count(err)
+    }
+
+    fn count(&self, err: CallError) -> CallError {
+        if let Some(f) = err.failure() {
+            self.plugin.counters.failed(f);
+        }
+        let (plugin, account) = (&*self.store.data().plugin, self.store.data().account.id.as_str());
+        tracing::warn!(plugin, account, error = %err, "plugin call failed");
+        err
+    }
+}
+
+/// Names what stopped a call: the deadline, the memory cap, the stack, or a plain trap (with the
+/// start of the plugin's stderr, where a Rust panic message lands).
+fn classify(e: &wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
+    if format!("{e:#}").contains(DEADLINE_MSG) {
+        return CallError::Deadline(limits.call_deadline);
+    }
+    if state.limiter.memory_refused {
+        return CallError::OutOfMemory(limits.memory_bytes);
+    }
+    let trap = e.downcast_ref::<Trap>();
+    if trap == Some(&Trap::StackOverflow) {
+        return CallError::StackOverflow;
+    }
+    let what = trap.map_or_else(|| e.root_cause().to_string(), Trap::to_string);
+    let stderr = state.stderr.text();
+    CallError::Trap(if stderr.is_empty() { what } else { format!("{what}; stderr: {stderr}") })
+}
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.ticker.store(false, Ordering::Relaxed);
     }
 }
 

@@ -33,6 +33,8 @@ pub struct ClaimRequest {
     pub lease_ms: u64,
     pub consumer: String,
     pub account: Option<String>,
+    /// An event already handed out this many times goes to the dead-letter queue instead.
+    pub max_deliveries: u32,
 }
 
 /// An event handed to a consumer, as the API returns it.
@@ -131,6 +133,11 @@ fn claim_in(txn: &WriteTransaction, req: ClaimRequest, now: u64) -> Result<Inbox
             continue;
         }
         ready.remove((at, id))?;
+        if row.deliveries >= req.max_deliveries {
+            inbox.remove(id)?;
+            super::dlq::put(txn, &super::dlq::DeadLetter::inbound(&row, now))?;
+            continue;
+        }
         row.deliveries += 1;
         row.visible_at_ms = expires;
         row.lease = Some(InboxLease { token, consumer: req.consumer.clone(), expires_at_ms: expires });

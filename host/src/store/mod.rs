@@ -6,10 +6,12 @@
 //! (group commit): many webhooks share one fsync. Reads open their own read transaction and
 //! never wait for the writer.
 
+mod dlq;
 mod error;
 mod inbox;
 mod ingest;
 mod kv;
+mod leases;
 mod outbox;
 mod tables;
 mod writer;
@@ -17,11 +19,13 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use dlq::{DeadKind, DeadLetter, RedriveResult};
 pub use error::StoreError;
+pub use leases::{Acquire, LeaseRecord};
 pub use inbox::{AckResult, ClaimRequest, ClaimedEvent, InboxClaim};
 pub use ingest::{IngestOutcome, IngestRequest};
 pub use outbox::{
-    Attempt, ClaimedMessage, Disposition, EnqueueOutcome, MessageStatus, NewMessage, OutboxRow, RecordResult,
+    Attempt, ClaimedMessage, Disposition, EnqueueOutcome, MessageStatus, NewMessage, OutboxRow, Priority, RecordResult,
 };
 
 use crate::clock::SharedClock;

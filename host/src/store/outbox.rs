@@ -1,7 +1,8 @@
 //! Outbound messages: idempotent enqueue, claim with a fenced lease, attempt records, and
 //! provider status updates.
 
-use super::tables::{self, IDEMPOTENCY, OUTBOX, OUTBOX_BY_PROVIDER, OUTBOX_DUE, key2};
+use super::dlq::{self, DeadLetter};
+use super::tables::{self, CONV_QUEUE, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, OUTBOX, OUTBOX_BY_PROVIDER, OUTBOX_DUE, key2};
 use super::{Store, StoreError};
 use crate::model::{DeliveryState, Failure, MessageBody, StatusUpdate};
 use redb::{ReadableTable, WriteTransaction};
@@ -28,6 +29,26 @@ impl MessageStatus {
             MessageStatus::Delivered => 2,
             MessageStatus::Read => 3,
             MessageStatus::Failed => 4,
+        }
+    }
+}
+
+/// Claim order among due messages: all due `high` before any due `normal`, and so on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    fn rank(self) -> u8 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
         }
     }
 }
@@ -65,6 +86,11 @@ pub struct OutboxRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     pub correlation_id: String,
+    #[serde(default)]
+    pub priority: Priority,
+    /// Position in its conversation's FIFO.
+    #[serde(default)]
+    pub seq: u64,
     pub status: MessageStatus,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
@@ -90,6 +116,11 @@ pub struct NewMessage {
     /// Hash of the request, so a reused key with a different request is refused.
     pub fingerprint: String,
     pub correlation_id: String,
+    pub priority: Priority,
+    /// Refuse the message when the account already has this many unfinished messages.
+    pub max_queued: u64,
+    /// How long the idempotency key is remembered.
+    pub idempotency_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +130,8 @@ pub enum EnqueueOutcome {
     Existing(OutboxRow),
     /// The idempotency key was seen with a different request.
     KeyConflict { id: String },
+    /// The account's queue is at its cap.
+    QueueFull { queued: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +145,11 @@ pub struct ClaimedMessage {
 pub enum Disposition {
     Delivered { provider_message_id: String },
     RetryAt(u64),
+    /// Dead-lettered: a permanent error or attempts exhausted.
     Failed(Failure),
+    /// Not attempted (rate limit, open breaker): back in the queue at this time, no attempt
+    /// counted.
+    Deferred(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,33 +178,133 @@ impl Store {
         t.get(id)?.map(|v| tables::decode("outbox", v.value())).transpose()
     }
 
-    /// Claims up to `max` due messages under a fresh fencing token each.
-    pub async fn claim_outbox(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
+    /// Claims up to `max` due messages, in priority then due-time order, each under a fresh
+    /// fencing token. With `ordered`, only the oldest unfinished message of a conversation
+    /// can be claimed, so a conversation has at most one delivery in flight.
+    pub async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| claim_in(txn, max, lease_ms, now)).await
+        self.write(move |txn| claim_in(txn, max, lease_ms, ordered, now)).await
     }
 
-    /// Records an attempt and its disposition, if `token` still holds the lease.
+    /// Extends a held lease (heartbeat). `false`: the lease is gone; stop working on it.
+    pub async fn renew_outbox_lease(&self, id: String, token: u64, lease_ms: u64) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| {
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let Some(mut row) = load(&outbox, &id)? else { return Ok(false) };
+            match &mut row.lease {
+                Some(l) if l.token == token => l.expires_at_ms = now + lease_ms,
+                _ => return Ok(false),
+            }
+            move_due(txn, &mut row, Some(now + lease_ms))?;
+            outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Records an attempt (if any) and its disposition, if `token` still holds the lease.
     pub async fn record_attempt(
         &self,
         id: String,
         token: u64,
-        attempt: Attempt,
+        attempt: Option<Attempt>,
         disposition: Disposition,
     ) -> Result<RecordResult, StoreError> {
         let now = self.now_ms();
         self.write(move |txn| record_in(txn, &id, token, attempt, disposition, now)).await
     }
 
-    /// The earliest due time in the outbox, for the worker's sleep.
-    pub fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
+    /// Unfinished messages of an account (what the queue cap counts).
+    pub fn queued_count(&self, account: &str) -> Result<u64, StoreError> {
         let txn = self.read()?;
-        let t = txn.open_table(OUTBOX_DUE)?;
-        Ok(t.first()?.map(|(k, _)| k.value().0))
+        let meta = txn.open_table(tables::META)?;
+        Ok(meta.get(queued_key(account).as_str())?.map_or(0, |v| v.value()))
+    }
+
+    /// Messages by status, newest first, at most `limit`.
+    pub fn list_messages(&self, status: Option<MessageStatus>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for r in t.iter()?.rev() {
+            let (_, v) = r?;
+            let row: OutboxRow = tables::decode("outbox", v.value())?;
+            if status.is_none_or(|s| s == row.status) {
+                out.push(row);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes up to `limit` idempotency keys older than their TTL; returns how many.
+    pub async fn sweep_idempotency(&self, limit: usize) -> Result<usize, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| {
+            let mut exp = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+            let mut idem = txn.open_table(IDEMPOTENCY)?;
+            let expired: Vec<(u64, String)> = exp
+                .range((0, "")..(now + 1, ""))?
+                .take(limit)
+                .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                .collect::<Result<_, _>>()?;
+            for (at, key) in &expired {
+                exp.remove((*at, key.as_str()))?;
+                idem.remove(key.as_str())?;
+            }
+            Ok(expired.len())
+        })
+        .await
     }
 }
 
-fn load(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+fn queued_key(account: &str) -> String {
+    format!("queued\0{account}")
+}
+
+fn conv_key(row: &OutboxRow) -> String {
+    key2(&row.account, &row.conversation)
+}
+
+/// Moves the row's due-index entry to `due` (or removes it with `None`).
+fn move_due(txn: &WriteTransaction, row: &mut OutboxRow, due: Option<u64>) -> Result<(), StoreError> {
+    let mut t = txn.open_table(OUTBOX_DUE)?;
+    let rank = row.priority.rank();
+    if let Some(at) = row.due_at_ms.take() {
+        t.remove((rank, at, row.id.as_str()))?;
+    }
+    if let Some(at) = due {
+        t.insert((rank, at, row.id.as_str()), ())?;
+    }
+    row.due_at_ms = due;
+    Ok(())
+}
+
+/// Removes a message that reached a final state from its conversation queue and the
+/// account's queued count.
+fn finish(txn: &WriteTransaction, row: &OutboxRow) -> Result<(), StoreError> {
+    txn.open_table(CONV_QUEUE)?.remove((conv_key(row).as_str(), row.seq))?;
+    tables::add_counter(txn, &queued_key(&row.account), -1)?;
+    Ok(())
+}
+
+/// Puts a (re-driven) message back in line.
+pub(super) fn requeue(txn: &WriteTransaction, row: &mut OutboxRow, now: u64) -> Result<(), StoreError> {
+    row.status = MessageStatus::Queued;
+    row.lease = None;
+    row.error = None;
+    row.updated_at_ms = now;
+    move_due(txn, row, Some(now))?;
+    txn.open_table(CONV_QUEUE)?.insert((conv_key(row).as_str(), row.seq), row.id.as_str())?;
+    tables::add_counter(txn, &queued_key(&row.account), 1)?;
+    txn.open_table(OUTBOX)?.insert(row.id.as_str(), tables::encode(&*row).as_slice())?;
+    Ok(())
+}
+
+pub(super) fn load(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Option<OutboxRow>, StoreError> {
     t.get(id)?.map(|v| tables::decode("outbox", v.value())).transpose()
 }
 
@@ -185,9 +322,18 @@ fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> 
                 return Ok(EnqueueOutcome::Existing(row));
             }
         }
+    }
+    let queued = tables::read_counter(txn, &queued_key(&msg.account))?;
+    if queued >= msg.max_queued {
+        return Ok(EnqueueOutcome::QueueFull { queued });
+    }
+    if let Some(key) = &msg.idempotency_key {
         let rec = IdemRecord { id: id.clone(), fingerprint: msg.fingerprint.clone() };
         idem.insert(key.as_str(), tables::encode(&rec).as_slice())?;
+        txn.open_table(IDEMPOTENCY_EXPIRY)?.insert((now + msg.idempotency_ttl_ms, key.as_str()), ())?;
     }
+    tables::add_counter(txn, &queued_key(&msg.account), 1)?;
+    let seq = tables::next_counter(txn, "outbox_seq")?;
     let row = OutboxRow {
         id: id.clone(),
         account: msg.account,
@@ -197,6 +343,8 @@ fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> 
         metadata: msg.metadata,
         idempotency_key: msg.idempotency_key,
         correlation_id: msg.correlation_id,
+        priority: msg.priority,
+        seq,
         status: MessageStatus::Queued,
         created_at_ms: now,
         updated_at_ms: now,
@@ -207,60 +355,73 @@ fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> 
         lease: None,
     };
     outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
-    txn.open_table(OUTBOX_DUE)?.insert((now, id.as_str()), ())?;
+    txn.open_table(OUTBOX_DUE)?.insert((row.priority.rank(), now, id.as_str()), ())?;
+    txn.open_table(CONV_QUEUE)?.insert((conv_key(&row).as_str(), seq), id.as_str())?;
     Ok(EnqueueOutcome::Created(row))
 }
 
-fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, now: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
-    let mut outbox = txn.open_table(OUTBOX)?;
-    let mut due = txn.open_table(OUTBOX_DUE)?;
-    let keys: Vec<(u64, String)> = due
-        .range((0, "")..(now + 1, ""))?
-        .take(max)
-        .map(|r| r.map(|(k, _)| {
-            let (at, id) = k.value();
-            (at, id.to_string())
-        }))
-        .collect::<Result<_, _>>()?;
-    let mut claimed = Vec::with_capacity(keys.len());
-    for (at, id) in keys {
-        due.remove((at, id.as_str()))?;
-        let Some(mut row) = load(&outbox, &id)? else { continue };
-        let token = tables::next_counter(txn, "fence")?;
-        let expires = now + lease_ms;
-        row.status = MessageStatus::Sending;
-        row.lease = Some(OutboxLease { token, expires_at_ms: expires });
-        row.due_at_ms = Some(expires);
-        row.updated_at_ms = now;
-        due.insert((expires, id.as_str()), ())?;
-        outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
-        claimed.push(ClaimedMessage { row, token });
+fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, now: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
+    let mut claimed = Vec::with_capacity(max);
+    // Messages blocked behind their conversation's head are skipped; bound the scan so a
+    // long blocked queue cannot make a claim expensive.
+    let scan_limit = max.saturating_mul(16).max(64);
+    for rank in 0..3u8 {
+        if claimed.len() >= max {
+            break;
+        }
+        let keys: Vec<(u64, String)> = {
+            let due = txn.open_table(OUTBOX_DUE)?;
+            due.range((rank, 0, "")..(rank, now + 1, ""))?
+                .take(scan_limit)
+                .map(|r| r.map(|(k, _)| (k.value().1, k.value().2.to_string())))
+                .collect::<Result<_, _>>()?
+        };
+        for (_, id) in keys {
+            if claimed.len() >= max {
+                break;
+            }
+            let Some(mut row) = load(&txn.open_table(OUTBOX)?, &id)? else { continue };
+            if ordered && !is_head(txn, &row)? {
+                continue;
+            }
+            let token = tables::next_counter(txn, "fence")?;
+            let expires = now + lease_ms;
+            row.status = MessageStatus::Sending;
+            row.lease = Some(OutboxLease { token, expires_at_ms: expires });
+            row.updated_at_ms = now;
+            move_due(txn, &mut row, Some(expires))?;
+            txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
+            claimed.push(ClaimedMessage { row, token });
+        }
     }
     Ok(claimed)
+}
+
+fn is_head(txn: &WriteTransaction, row: &OutboxRow) -> Result<bool, StoreError> {
+    let q = txn.open_table(CONV_QUEUE)?;
+    let key = conv_key(row);
+    let head = q.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?;
+    Ok(head.is_none_or(|(k, _)| k.value().1 == row.seq))
 }
 
 fn record_in(
     txn: &WriteTransaction,
     id: &str,
     token: u64,
-    attempt: Attempt,
+    attempt: Option<Attempt>,
     disposition: Disposition,
     now: u64,
 ) -> Result<RecordResult, StoreError> {
-    let mut outbox = txn.open_table(OUTBOX)?;
-    let mut due = txn.open_table(OUTBOX_DUE)?;
-    let Some(mut row) = load(&outbox, id)? else { return Ok(RecordResult::Fenced) };
+    let Some(mut row) = load(&txn.open_table(OUTBOX)?, id)? else { return Ok(RecordResult::Fenced) };
     if row.lease.as_ref().map(|l| l.token) != Some(token) {
         return Ok(RecordResult::Fenced);
     }
-    if let Some(at) = row.due_at_ms.take() {
-        due.remove((at, id))?;
-    }
     row.lease = None;
     row.updated_at_ms = now;
-    row.attempts.push(attempt);
+    row.attempts.extend(attempt);
     match disposition {
         Disposition::Delivered { provider_message_id } => {
+            move_due(txn, &mut row, None)?;
             // A status webhook may have raced ahead of us; never move back from it.
             if row.status.rank() < MessageStatus::Sent.rank() {
                 row.status = MessageStatus::Sent;
@@ -268,19 +429,29 @@ fn record_in(
             txn.open_table(OUTBOX_BY_PROVIDER)?
                 .insert(key2(&row.account, &provider_message_id).as_str(), id)?;
             row.provider_message_id = Some(provider_message_id);
+            finish(txn, &row)?;
         }
         Disposition::RetryAt(at) => {
             row.status = MessageStatus::Retrying;
-            row.due_at_ms = Some(at);
-            due.insert((at, id), ())?;
+            move_due(txn, &mut row, Some(at))?;
+        }
+        Disposition::Deferred(at) => {
+            row.status = if row.attempts.is_empty() { MessageStatus::Queued } else { MessageStatus::Retrying };
+            move_due(txn, &mut row, Some(at))?;
         }
         Disposition::Failed(failure) => {
+            move_due(txn, &mut row, None)?;
             row.status = MessageStatus::Failed;
+            dlq::put(
+                txn,
+                &DeadLetter::outbound(&row, format!("{}: {}", failure.code, failure.reason), now),
+            )?;
             row.error = Some(failure);
+            finish(txn, &row)?;
         }
     }
     let status = row.status;
-    outbox.insert(id, tables::encode(&row).as_slice())?;
+    txn.open_table(OUTBOX)?.insert(id, tables::encode(&row).as_slice())?;
     Ok(RecordResult::Recorded(status))
 }
 

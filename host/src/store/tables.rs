@@ -12,8 +12,18 @@ pub const INBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("inbox")
 pub const INBOX_READY: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("inbox_ready");
 /// Outbox rows by message id.
 pub const OUTBOX: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("outbox");
-/// Due outbox messages: (due ms, id). In-flight messages sit at their lease expiry.
-pub const OUTBOX_DUE: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("outbox_due");
+/// Due outbox messages: (priority rank, due ms, id); rank 0 is claimed first. In-flight
+/// messages sit at their lease expiry.
+pub const OUTBOX_DUE: TableDefinition<'_, (u8, u64, &str), ()> = TableDefinition::new("outbox_due");
+/// Per-conversation FIFO of unfinished messages: (account \0 conversation, seq) → id. Only
+/// the head may be in flight, which keeps a conversation's messages in order.
+pub const CONV_QUEUE: TableDefinition<'_, (&str, u64), &str> = TableDefinition::new("conv_queue");
+/// Dead letters: `out:<message id>` / `in:<event id>` → entry.
+pub const DEAD_LETTERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("dead_letters");
+/// Resource leases (e.g. `poll:<account>`): resource → holder, fencing token, expiry.
+pub const LEASES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("leases");
+/// (expiry ms, idempotency key), swept in batches.
+pub const IDEMPOTENCY_EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("idempotency_expiry");
 /// `account \0 provider message id` → message id, for status webhooks.
 pub const OUTBOX_BY_PROVIDER: TableDefinition<'_, &str, &str> = TableDefinition::new("outbox_by_provider");
 /// `account \0 provider event id` → expiry ms.
@@ -36,6 +46,10 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(OUTBOX)?;
     txn.open_table(OUTBOX_DUE)?;
     txn.open_table(OUTBOX_BY_PROVIDER)?;
+    txn.open_table(CONV_QUEUE)?;
+    txn.open_table(DEAD_LETTERS)?;
+    txn.open_table(LEASES)?;
+    txn.open_table(IDEMPOTENCY_EXPIRY)?;
     txn.open_table(DEDUPE)?;
     txn.open_table(DEDUPE_EXPIRY)?;
     txn.open_table(IDEMPOTENCY)?;
@@ -57,6 +71,19 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 
 pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Codec { table, reason: e.to_string() })
+}
+
+/// Adds `delta` to a gauge-like counter (never below zero) and returns the new value.
+pub fn add_counter(txn: &redb::WriteTransaction, name: &str, delta: i64) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let cur = meta.get(name)?.map_or(0, |v| v.value());
+    let next = (cur as i64 + delta).max(0) as u64;
+    meta.insert(name, next)?;
+    Ok(next)
+}
+
+pub fn read_counter(txn: &redb::WriteTransaction, name: &str) -> Result<u64, StoreError> {
+    Ok(txn.open_table(META)?.get(name)?.map_or(0, |v| v.value()))
 }
 
 /// Increments and returns a counter. Fencing tokens and ids come from here, so they grow

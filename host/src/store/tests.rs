@@ -46,12 +46,15 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+const MAX_DELIVERIES: u32 = 3;
+
 /// The model: what a correct inbox holds.
 #[derive(Default)]
 struct Model {
     seen: BTreeSet<u8>,
-    /// id → (visible at, lease token, event number)
-    events: BTreeMap<u64, (u64, Option<u64>, u8)>,
+    /// id → (visible at, lease token, event number, deliveries)
+    events: BTreeMap<u64, (u64, Option<u64>, u8, u32)>,
+    dead: usize,
     next_id: u64,
 }
 
@@ -77,23 +80,34 @@ proptest! {
                         for n in ns {
                             if model.seen.insert(n) {
                                 model.next_id += 1;
-                                model.events.insert(model.next_id, (now, None, n));
+                                model.events.insert(model.next_id, (now, None, n, 0));
                                 stored += 1;
                             }
                         }
                         assert_eq!(out.stored, stored);
                     }
                     Op::Claim { max, lease_ms } => {
-                        let got = store.claim_inbox(ClaimRequest { max, lease_ms, consumer: "t".into(), account: None }).await.unwrap();
+                        let got = store.claim_inbox(ClaimRequest { max, lease_ms, consumer: "t".into(), account: None, max_deliveries: MAX_DELIVERIES }).await.unwrap();
                         let mut due: Vec<(u64, u64)> = model.events.iter().filter(|(_, e)| e.0 <= now).map(|(id, e)| (e.0, *id)).collect();
                         due.sort();
                         let token: u64 = got.lease.parse().unwrap();
-                        let expect: Vec<u64> = due.into_iter().take(max).map(|(_, id)| id).collect();
+                        let mut expect = Vec::new();
+                        for (_, id) in due {
+                            if expect.len() >= max {
+                                break;
+                            }
+                            if model.events[&id].3 >= MAX_DELIVERIES {
+                                model.events.remove(&id);
+                                model.dead += 1;
+                            } else {
+                                expect.push(id);
+                            }
+                        }
                         let ids: Vec<u64> = got.events.iter().map(|e| e.id.parse().unwrap()).collect();
                         assert_eq!(ids, expect);
                         for id in &expect {
                             let e = model.events.get_mut(id).unwrap();
-                            *e = (now + lease_ms, Some(token), e.2);
+                            *e = (now + lease_ms, Some(token), e.2, e.3 + 1);
                         }
                         claims.push((got.lease, ids.iter().map(u64::to_string).collect()));
                     }
@@ -113,7 +127,7 @@ proptest! {
                         let mut expect = Vec::new();
                         for id in &ids {
                             if let Some(e) = model.events.get_mut(&id.parse().unwrap()) && e.1 == Some(token) {
-                                *e = (now + delay, None, e.2);
+                                *e = (now + delay, None, e.2, e.3);
                                 expect.push(id.clone());
                             }
                         }
@@ -127,6 +141,7 @@ proptest! {
                     }
                 }
                 assert_eq!(store.inbox_len().unwrap(), model.events.len() as u64);
+                assert_eq!(store.dlq_len().unwrap(), model.dead as u64);
             }
             store.close().await;
         });
@@ -183,22 +198,132 @@ async fn a_stale_fencing_token_cannot_record_an_outcome() {
         idempotency_key: None,
         fingerprint: "f".into(),
         correlation_id: "c".into(),
+        priority: Priority::Normal,
+        max_queued: 100,
+        idempotency_ttl_ms: 1_000,
     };
     let EnqueueOutcome::Created(row) = store.enqueue(msg).await.unwrap() else { panic!() };
-    let first = store.claim_outbox(10, 1_000).await.unwrap().remove(0);
+    let first = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
     clock.advance_ms(1_000);
-    let second = store.claim_outbox(10, 1_000).await.unwrap().remove(0);
+    let second = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
     assert!(second.token > first.token);
     let attempt = |o: &str| Attempt { number: 1, at_ms: 0, outcome: o.into(), code: None, detail: None, next_attempt_at_ms: None };
     let late = store
-        .record_attempt(row.id.clone(), first.token, attempt("delivered"), Disposition::Delivered { provider_message_id: "p1".into() })
+        .record_attempt(row.id.clone(), first.token, Some(attempt("delivered")), Disposition::Delivered { provider_message_id: "p1".into() })
         .await
         .unwrap();
     assert_eq!(late, RecordResult::Fenced);
     let ok = store
-        .record_attempt(row.id.clone(), second.token, attempt("delivered"), Disposition::Delivered { provider_message_id: "p2".into() })
+        .record_attempt(row.id.clone(), second.token, Some(attempt("delivered")), Disposition::Delivered { provider_message_id: "p2".into() })
         .await
         .unwrap();
     assert_eq!(ok, RecordResult::Recorded(MessageStatus::Sent));
     assert_eq!(store.message(&row.id).unwrap().unwrap().provider_message_id.as_deref(), Some("p2"));
+}
+
+fn new_msg(to: &str, conversation: &str, priority: Priority) -> NewMessage {
+    NewMessage {
+        account: "a".into(),
+        to: to.into(),
+        conversation: conversation.into(),
+        body: crate::model::MessageBody::Text("hi".into()),
+        metadata: None,
+        idempotency_key: None,
+        fingerprint: "f".into(),
+        correlation_id: "c".into(),
+        priority,
+        max_queued: 100,
+        idempotency_ttl_ms: 1_000,
+    }
+}
+
+async fn created(store: &Store, m: NewMessage) -> OutboxRow {
+    match store.enqueue(m).await.unwrap() {
+        EnqueueOutcome::Created(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn claims_go_by_priority_then_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let low = created(&store, new_msg("1", "1", Priority::Low)).await;
+    clock.advance_ms(1);
+    let normal = created(&store, new_msg("2", "2", Priority::Normal)).await;
+    clock.advance_ms(1);
+    let high = created(&store, new_msg("3", "3", Priority::High)).await;
+    let order: Vec<String> = store.claim_outbox(3, 1_000, true).await.unwrap().into_iter().map(|c| c.row.id).collect();
+    assert_eq!(order, [high.id, normal.id, low.id]);
+}
+
+#[tokio::test]
+async fn a_conversation_has_one_message_in_flight_and_keeps_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let first = created(&store, new_msg("1", "conv", Priority::Normal)).await;
+    let second = created(&store, new_msg("1", "conv", Priority::High)).await;
+    let other = created(&store, new_msg("2", "other", Priority::Normal)).await;
+    let claimed: Vec<String> = store.claim_outbox(10, 1_000, true).await.unwrap().into_iter().map(|c| c.row.id).collect();
+    assert_eq!(claimed, [first.id.clone(), other.id.clone()], "the second message waits behind the first");
+    assert!(store.claim_outbox(10, 1_000, true).await.unwrap().is_empty());
+
+    // The head retries later: the conversation stays blocked (order over throughput).
+    let token = store.message(&first.id).unwrap().unwrap().lease.unwrap().token;
+    store.record_attempt(first.id.clone(), token, None, Disposition::RetryAt(500)).await.unwrap();
+    assert!(store.claim_outbox(10, 1_000, true).await.unwrap().is_empty());
+    clock.set_ms(500);
+    let again = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
+    assert_eq!(again.row.id, first.id);
+    store
+        .record_attempt(first.id.clone(), again.token, None, Disposition::Delivered { provider_message_id: "p".into() })
+        .await
+        .unwrap();
+    assert_eq!(store.claim_outbox(10, 1_000, true).await.unwrap().remove(0).row.id, second.id);
+    // Unordered mode lets the rest of a conversation through.
+    let third = created(&store, new_msg("1", "conv", Priority::Normal)).await;
+    assert_eq!(store.claim_outbox(10, 1_000, false).await.unwrap().remove(0).row.id, third.id);
+}
+
+#[tokio::test]
+async fn the_queue_cap_counts_unfinished_messages_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let cap = |mut m: NewMessage| {
+        m.max_queued = 1;
+        m
+    };
+    let first = created(&store, cap(new_msg("1", "1", Priority::Normal))).await;
+    assert!(matches!(store.enqueue(cap(new_msg("2", "2", Priority::Normal))).await.unwrap(), EnqueueOutcome::QueueFull { queued: 1 }));
+    let c = store.claim_outbox(1, 1_000, true).await.unwrap().remove(0);
+    store
+        .record_attempt(first.id, c.token, None, Disposition::Failed(crate::model::Failure { code: "x".into(), reason: "y".into() }))
+        .await
+        .unwrap();
+    assert_eq!(store.queued_count("a").unwrap(), 0);
+    assert_eq!(store.dlq_len().unwrap(), 1, "a failed message is dead-lettered");
+    created(&store, cap(new_msg("2", "2", Priority::Normal))).await;
+}
+
+#[tokio::test]
+async fn a_redriven_message_is_claimable_again_under_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let mut m = new_msg("1", "1", Priority::Normal);
+    m.idempotency_key = Some("k".into());
+    let row = created(&store, m).await;
+    let c = store.claim_outbox(1, 1_000, true).await.unwrap().remove(0);
+    let fail = crate::model::Failure { code: "max_attempts".into(), reason: "gave up".into() };
+    store.record_attempt(row.id.clone(), c.token, None, Disposition::Failed(fail)).await.unwrap();
+    let r = store.dlq_redrive(Some(vec![row.id.clone(), "out:nope".into()])).await.unwrap();
+    assert_eq!(r.redriven, [format!("out:{}", row.id)]);
+    assert_eq!(r.not_found, ["out:nope"]);
+    assert_eq!(store.claim_outbox(1, 1_000, true).await.unwrap().remove(0).row.id, row.id);
+    let mut again = new_msg("1", "1", Priority::Normal);
+    again.idempotency_key = Some("k".into());
+    assert!(matches!(store.enqueue(again).await.unwrap(), EnqueueOutcome::Existing(r) if r.id == row.id));
 }

@@ -12,7 +12,7 @@ const HEADER: &str = "x-hub-signature-256";
 /// HMAC-SHA256 of the raw body, exactly as received: Meta signs its own `\uXXXX`-escaped
 /// serialisation, so re-serialising the JSON would break valid signatures.
 pub fn verify_meta_sha256(app_secret: &Secret, req: &HttpRequest) -> Result<(), VerifyError> {
-    let header = req.header(HEADER).ok_or(VerifyError::MissingSignature(HEADER))?;
+    let header = req.header(HEADER).ok_or(VerifyError::Missing(HEADER))?;
     let hex_sig = header.trim().strip_prefix("sha256=").ok_or(VerifyError::Malformed(HEADER))?;
     let sig = hex::decode(hex_sig).map_err(|_| VerifyError::Malformed(HEADER))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(app_secret.expose().as_bytes()).expect("HMAC takes any key length");
@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(verify_meta_sha256(&Secret::new("other"), &req), Err(VerifyError::Mismatch));
         let mut bare = req.clone();
         bare.headers.clear();
-        assert_eq!(verify_meta_sha256(&Secret::new("s3cret"), &bare), Err(VerifyError::MissingSignature(HEADER)));
+        assert_eq!(verify_meta_sha256(&Secret::new("s3cret"), &bare), Err(VerifyError::Missing(HEADER)));
         let mut sha1_only = req;
         sha1_only.headers = vec![("x-hub-signature".into(), "sha1=abcd".into())];
         assert!(verify_meta_sha256(&Secret::new("s3cret"), &sha1_only).is_err(), "legacy sha1 alone is not enough");

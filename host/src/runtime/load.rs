@@ -1,0 +1,196 @@
+//! Loading one plugin version: manifest, compile (through the cache), the component's world,
+//! a probe instance whose `describe` must agree with the manifest, then an atomic swap.
+
+use super::bindings::{ChannelAdapter, ChannelAdapterPre};
+use super::manifest::Manifest;
+use super::{HostState, LoadError, LoadedPlugin, Runtime, read, write};
+use crate::accounts::AccountCtx;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceType};
+
+/// Import namespaces a plugin may name. `switchboard:plugin` is ours; `wasi:` imports resolve
+/// to the allowed WASI or to traps ([`super::wasi`]). Anything else is refused at load.
+const IMPORT_NAMESPACES: &[&str] = &["switchboard:plugin/", "wasi:"];
+
+/// What happened to a load that did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// A new plugin, or a new version swapped in.
+    Swapped,
+    /// The same bytes as the version serving: nothing to do.
+    Unchanged,
+}
+
+impl Runtime {
+    /// Compiles and validates one plugin, then makes it the serving version of its name.
+    /// On failure the previous version (if any) keeps serving and the error is kept in
+    /// [`Runtime::load_errors`] until a good version loads.
+    pub async fn load(&self, wasm: &Path) -> Result<(), LoadError> {
+        self.reload(wasm).await.map(|_| ())
+    }
+
+    pub async fn reload(&self, wasm: &Path) -> Result<Loaded, LoadError> {
+        let _one_at_a_time = self.loading.lock().await;
+        let key = wasm.display().to_string();
+        let result = self.prepare(wasm).await;
+        let outcome = match result {
+            Ok(None) => Ok(Loaded::Unchanged),
+            Ok(Some(plugin)) => {
+                let name = plugin.manifest.name.clone();
+                tracing::info!(plugin = %name, version = %plugin.manifest.version, path = %key, "plugin loaded");
+                let previous = write(&self.plugins).insert(name, Arc::new(plugin));
+                if let Some(p) = previous {
+                    p.counters.reloaded(true);
+                }
+                Ok(Loaded::Swapped)
+            }
+            Err(reason) => {
+                tracing::error!(path = %key, %reason, "plugin not loaded; a previous version, if any, keeps serving");
+                if let Some(p) = self.serving_from(wasm) {
+                    p.counters.reloaded(false);
+                }
+                Err(LoadError::Plugin { path: key.clone(), reason })
+            }
+        };
+        let mut errors = write(&self.load_errors);
+        match &outcome {
+            Err(LoadError::Plugin { reason, .. }) => {
+                errors.insert(key, reason.clone());
+            }
+            _ => {
+                errors.remove(&key);
+            }
+        }
+        outcome
+    }
+
+    /// The version serving now that was loaded from `wasm`.
+    fn serving_from(&self, wasm: &Path) -> Option<Arc<LoadedPlugin>> {
+        read(&self.plugins).values().find(|p| p.source == wasm).cloned()
+    }
+
+    /// Everything up to (not including) the swap. `None`: identical to the serving version.
+    async fn prepare(&self, wasm: &Path) -> Result<Option<LoadedPlugin>, String> {
+        let manifest_path = wasm.with_extension("toml");
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| format!("manifest {}: {e}", manifest_path.display()))?;
+        let manifest = Manifest::parse(&text).map_err(|e| format!("manifest: {e}"))?;
+        let bytes = std::fs::read(wasm).map_err(|e| format!("read: {e}"))?;
+        let digest = hex::encode(Sha256::new().chain_update(&bytes).chain_update(text.as_bytes()).finalize());
+        if let Some(old) = self.plugin(&manifest.name) {
+            if old.digest == digest {
+                return Ok(None);
+            }
+            if old.source != wasm {
+                return Err(format!("plugin `{}` is already loaded from {}", manifest.name, old.source.display()));
+            }
+            old.manifest.check_replacement(&manifest)?;
+        }
+        let engine = self.engine.clone();
+        // Compiling is CPU-bound (or a cache read): keep it off the async workers.
+        let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
+            .await
+            .map_err(|e| format!("compile: {e}"))?
+            .map_err(|e| format!("compile: {e:#}"))?;
+        check_imports(&self.engine, &component)?;
+        let linker = self.linker(&component).map_err(|e| format!("link: {e:#}"))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| format!("imports: {e:#}"))?;
+        let pre = ChannelAdapterPre::new(pre).map_err(|e| format!("exports (not a channel-adapter?): {e:#}"))?;
+        let limits = self.options.limits_for(&manifest.name);
+        let info = self.probe(&pre, &manifest, &limits).await?;
+        if info.name != manifest.name || info.verify_scheme != manifest.verify {
+            return Err(format!(
+                "describe() says name `{}` / verify `{}`, manifest says `{}` / `{}`",
+                info.name, info.verify_scheme, manifest.name, manifest.verify
+            ));
+        }
+        let counters = self.counters(&manifest.name);
+        Ok(Some(LoadedPlugin {
+            manifest,
+            capabilities: info.capabilities.into(),
+            limits,
+            source: wasm.to_path_buf(),
+            digest,
+            pre,
+            counters,
+        }))
+    }
+
+    /// Our `host` interface, the allowed WASI, and traps for every other import.
+    fn linker(&self, component: &Component) -> wasmtime::Result<Linker<HostState>> {
+        let mut linker = Linker::new(&self.engine);
+        super::wasi::add_to_linker(&mut linker)?;
+        ChannelAdapter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        stub_unlinked_imports(&mut linker, &self.engine, component)?;
+        Ok(linker)
+    }
+
+    /// Instantiates the new version once, under its own limits, and asks it to describe itself.
+    async fn probe(
+        &self,
+        pre: &ChannelAdapterPre<HostState>,
+        manifest: &Manifest,
+        limits: &super::Limits,
+    ) -> Result<super::bindings::wit::ChannelInfo, String> {
+        let probe = Arc::new(AccountCtx::for_inspection(&manifest.name));
+        let mut store = super::new_store(&self.engine, &self.services, limits, &probe);
+        let inst = match pre.instantiate_async(&mut store).await {
+            Ok(i) => i,
+            Err(e) => return Err(format!("instantiate: {}", super::classify(&e, store.data(), limits))),
+        };
+        match inst.switchboard_plugin_channel().call_describe(&mut store).await {
+            Ok(info) => Ok(info),
+            Err(e) => Err(format!("describe: {}", super::classify(&e, store.data(), limits))),
+        }
+    }
+}
+
+/// Refuses imports from namespaces the host knows nothing about (before any linking, so the
+/// operator reads which import, not a type-check error).
+fn check_imports(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let foreign: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !IMPORT_NAMESPACES.iter().any(|ns| name.starts_with(ns)))
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("imports {} which this host does not provide", foreign.join(", ")))
+    }
+}
+
+/// Defines every function of every imported interface the host does not link as a trap, so a
+/// plugin that merely *references* `wasi:filesystem` or `wasi:sockets` loads, and a call that
+/// uses one fails alone. (Not `Linker::define_unknown_imports_as_traps`: it matches names
+/// exactly, so it would shadow our `wasi:cli@0.2.x` with traps for a guest built against
+/// another 0.2 patch version; the real definitions resolve by semver, these stubs need not.)
+fn stub_unlinked_imports(linker: &mut Linker<HostState>, engine: &wasmtime::Engine, component: &Component) -> wasmtime::Result<()> {
+    let ty = component.component_type();
+    for (name, import) in ty.imports(engine) {
+        let interface = name.split('@').next().unwrap_or(name);
+        if name.starts_with("switchboard:plugin/") || super::wasi::LINKED.contains(&interface) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            wasmtime::bail!("import `{name}` is not an interface");
+        };
+        let mut stubs = linker.instance(name)?;
+        for (item, export) in instance.exports(engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let what = format!("{name}#{item}");
+                    stubs.func_new(item, move |_, _, _, _| {
+                        wasmtime::bail!("unknown import: `{what}` is not available to plugins")
+                    })?;
+                }
+                ComponentItem::Resource(_) => stubs.resource(item, ResourceType::host::<()>(), |_, _| Ok(()))?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
