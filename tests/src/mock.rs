@@ -17,10 +17,21 @@ pub struct Recorded {
     pub body: serde_json::Value,
 }
 
+/// One scripted answer.
+struct Scripted {
+    status: u16,
+    body: String,
+    headers: Vec<(String, String)>,
+    /// Answer only after this is notified (a slow provider).
+    hold: Option<Arc<tokio::sync::Notify>>,
+}
+
 #[derive(Default)]
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
-    script: Mutex<VecDeque<(u16, String)>>,
+    script: Mutex<VecDeque<Scripted>>,
+    /// Requests answered with a 2xx.
+    accepted: std::sync::atomic::AtomicUsize,
     verbose: bool,
 }
 
@@ -51,7 +62,25 @@ impl MockProvider {
 
     /// The next request is answered with this status and body.
     pub fn respond_next(&self, status: u16, body: impl Into<String>) {
-        self.shared.script.lock().unwrap().push_back((status, body.into()));
+        self.respond_next_with(status, body, &[]);
+    }
+
+    pub fn respond_next_with(&self, status: u16, body: impl Into<String>, headers: &[(&str, &str)]) {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.shared.script.lock().unwrap().push_back(Scripted { status, body: body.into(), headers, hold: None });
+    }
+
+    /// The next request is held until the returned handle is notified, then answered.
+    pub fn hold_next(&self, status: u16, body: impl Into<String>) -> Arc<tokio::sync::Notify> {
+        let hold = Arc::new(tokio::sync::Notify::new());
+        let s = Scripted { status, body: body.into(), headers: Vec::new(), hold: Some(hold.clone()) };
+        self.shared.script.lock().unwrap().push_back(s);
+        hold
+    }
+
+    /// How many requests were answered with a 2xx (messages the provider accepted).
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -59,7 +88,7 @@ impl MockProvider {
     }
 }
 
-async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let n = {
         let mut reqs = s.requests.lock().unwrap();
@@ -74,14 +103,27 @@ async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body
         println!("mock provider received #{n}: POST {} {}", uri.path(), json);
     }
     let scripted = s.script.lock().unwrap().pop_front();
-    let (status, body) = scripted.unwrap_or_else(|| {
+    let answer = scripted.unwrap_or_else(|| {
         let to = json.get("to").and_then(|v| v.as_str()).unwrap_or("").to_string();
         let ok = serde_json::json!({
             "messaging_product": "whatsapp",
             "contacts": [{ "input": to, "wa_id": to }],
             "messages": [{ "id": format!("wamid.MOCK{n:06}") }],
         });
-        (200, ok.to_string())
+        Scripted { status: 200, body: ok.to_string(), headers: Vec::new(), hold: None }
     });
-    (StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], body)
+    if let Some(h) = &answer.hold {
+        h.notified().await;
+    }
+    if (200..300).contains(&answer.status) {
+        s.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    let mut resp = (StatusCode::from_u16(answer.status).unwrap(), [("content-type", "application/json")], answer.body).into_response();
+    for (k, v) in answer.headers {
+        resp.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    resp
 }

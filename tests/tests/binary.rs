@@ -123,3 +123,43 @@ async fn the_binary_runs_the_whole_loop_and_keeps_state_across_restarts() {
     assert!(!all.contains(USER), "a full phone number leaked into logs");
     assert!(all.contains("1650****234"), "masked numbers are logged");
 }
+
+#[tokio::test]
+async fn the_dlq_commands_list_and_redrive_a_dead_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockProvider::start().await;
+    let cfg = dir.path().join("switchboard.toml");
+    let text = config_toml(dir.path(), &mock.base_url()).replace("poll_interval_ms = 5", "poll_interval_ms = 20");
+    std::fs::write(&cfg, format!("{text}\n[accounts.wa-main.retry]\nmax_attempts = 1\n")).unwrap();
+    mock.respond_next(500, r#"{"error":{"code":131000,"message":"Something went wrong"}}"#);
+    let d = start(&cfg);
+    let http = reqwest::Client::new();
+    let sent: serde_json::Value = http
+        .post(format!("{}/v1/messages", d.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({ "account": "wa-main", "to": USER, "text": "retry me" }))
+        .send().await.unwrap().json().await.unwrap();
+    let id = sent["id"].as_str().unwrap().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(binary()).args(args).args(["--url", &d.base, "--token", API_TOKEN]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut listed = String::new();
+    for _ in 0..2_000 {
+        listed = cli(&["dlq", "list", "--json"]);
+        if listed.contains(&id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(v["items"][0]["id"], format!("out:{id}"));
+    assert!(cli(&["dlq", "list"]).contains("max_attempts"), "human table shows the reason");
+    assert!(cli(&["dlq", "show", &id]).contains("retry me"));
+    assert!(cli(&["dlq", "redrive", &id]).contains(&format!("out:{id}")));
+    eventually("the redriven message is delivered", || mock.accepted() == 1).await;
+    assert!(cli(&["dlq", "list", "--json"]).contains("\"items\":[]"));
+    assert!(cli(&["outbox", "list"]).contains("1650****234"), "outbox list masks numbers");
+    terminate(d);
+}

@@ -327,3 +327,21 @@ async fn a_redriven_message_is_claimable_again_under_the_same_id() {
     again.idempotency_key = Some("k".into());
     assert!(matches!(store.enqueue(again).await.unwrap(), EnqueueOutcome::Existing(r) if r.id == row.id));
 }
+
+#[tokio::test]
+async fn idempotency_keys_expire_and_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let store = open(&dir.path().join("s.redb"), &clock);
+    let keyed = || {
+        let mut m = new_msg("1", "1", Priority::Normal);
+        m.idempotency_key = Some("k".into());
+        m
+    };
+    let first = created(&store, keyed()).await;
+    assert!(matches!(store.enqueue(keyed()).await.unwrap(), EnqueueOutcome::Existing(_)));
+    clock.advance_ms(1_000);
+    assert_eq!(store.sweep_idempotency(10).await.unwrap(), 1);
+    let second = created(&store, keyed()).await;
+    assert_ne!(first.id, second.id, "after its TTL the key is free again");
+}
