@@ -4,7 +4,7 @@
 fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugins");
     let root = xtask::repo_root();
-    for p in ["plugins/Cargo.toml", "plugins/Cargo.lock", "plugins/sdk", "plugins/channels", "wit", "tests/guests/Cargo.toml", "tests/guests/hostile"] {
+    for p in ["plugins/Cargo.toml", "plugins/Cargo.lock", "plugins/sdk", "plugins/channels", "plugins/tools", "wit", "tests/guests/Cargo.toml", "tests/guests/hostile"] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     if let Err(e) = xtask::build_plugins(&out) {

@@ -9,6 +9,7 @@ use crate::egress::HostPattern;
 use crate::redact::Secret;
 use crate::runtime::manifest::Manifest;
 use crate::verify::Scheme;
+use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -48,6 +49,26 @@ impl AccountCtx {
         }
     }
 
+    /// The context of one agent-tool call: no secrets, the tool's settings (which include the
+    /// call's `account` and `conversation`), and the tool's resolved allowlist. `id` names the
+    /// tool in logs (`tool:<name>`).
+    pub fn for_tool(plugin: &str, settings: BTreeMap<String, String>, allowed_hosts: Vec<HostPattern>) -> Self {
+        Self {
+            id: format!("tool:{plugin}"),
+            plugin: plugin.to_string(),
+            scheme: Scheme::None,
+            secrets: HashMap::new(),
+            settings,
+            allowed_hosts,
+            public_url: None,
+        }
+    }
+
+    /// Whether both hold the same secret values (a reload tells a rotated secret this way).
+    pub fn same_secrets(&self, other: &AccountCtx) -> bool {
+        self.secrets == other.secrets
+    }
+
     /// Every secret value, for the log-redaction test and audits.
     pub fn secret_values(&self) -> impl Iterator<Item = &Secret> {
         self.secrets.values()
@@ -60,9 +81,17 @@ pub enum AccountState {
     Refused { plugin: String, reasons: Vec<String> },
 }
 
-#[derive(Debug, Default)]
+/// The running accounts. A config reload ([`Accounts::replace`]) swaps the whole map at once;
+/// a call keeps the `Arc<AccountCtx>` it started with, so a reload never disturbs it.
+#[derive(Debug)]
 pub struct Accounts {
-    map: BTreeMap<String, AccountState>,
+    map: ArcSwap<BTreeMap<String, AccountState>>,
+}
+
+impl Default for Accounts {
+    fn default() -> Self {
+        Self { map: ArcSwap::from_pointee(BTreeMap::new()) }
+    }
 }
 
 impl Accounts {
@@ -79,22 +108,57 @@ impl Accounts {
                 (a.id.clone(), state)
             })
             .collect();
-        Self { map }
+        Self { map: ArcSwap::from_pointee(map) }
     }
 
-    pub fn get(&self, id: &str) -> Option<&AccountState> {
-        self.map.get(id)
+    pub fn get(&self, id: &str) -> Option<AccountState> {
+        self.map.load().get(id).cloned()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &AccountState)> {
-        self.map.iter()
+    /// The accounts as they are now (a snapshot: a reload during the iteration is not seen).
+    pub fn iter(&self) -> impl Iterator<Item = (String, AccountState)> + use<> {
+        let snapshot: Vec<_> = self.map.load().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        snapshot.into_iter()
     }
 
-    pub fn ready(&self, id: &str) -> Option<&Arc<AccountCtx>> {
-        match self.map.get(id) {
-            Some(AccountState::Ready(ctx)) => Some(ctx),
+    pub fn ready(&self, id: &str) -> Option<Arc<AccountCtx>> {
+        match self.map.load().get(id) {
+            Some(AccountState::Ready(ctx)) => Some(ctx.clone()),
             _ => None,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves `config`'s accounts for a reload, without applying them. An account that runs
+    /// now but whose new config is refused (a missing secret file, a typo) keeps running as it
+    /// is: it is returned in the list with the reasons, so a reload never takes a working
+    /// account down by accident.
+    pub fn resolve_for_reload(&self, config: &Config, manifests: &HashMap<String, Manifest>) -> (Accounts, Vec<(String, Vec<String>)>) {
+        let fresh = Accounts::resolve(config, manifests);
+        let current = self.map.load();
+        let mut map = (*fresh.map.load_full()).clone();
+        let mut kept = Vec::new();
+        for (id, state) in map.iter_mut() {
+            if let AccountState::Refused { reasons, .. } = state
+                && let Some(AccountState::Ready(running)) = current.get(id)
+            {
+                kept.push((id.clone(), reasons.clone()));
+                *state = AccountState::Ready(running.clone());
+            }
+        }
+        (Accounts { map: ArcSwap::from_pointee(map) }, kept)
+    }
+
+    /// Takes over `other`'s accounts atomically (config reload).
+    pub fn replace(&self, other: Accounts) {
+        self.map.store(other.map.load_full());
     }
 }
 
@@ -102,6 +166,9 @@ fn resolve_one(a: &AccountConfig, manifest: Option<&Manifest>) -> Result<Account
     let Some(m) = manifest else {
         return Err(vec![format!("plugin `{}` is not loaded (no {0}.wasm with a manifest in plugins_dir)", a.plugin)]);
     };
+    if m.is_tool() {
+        return Err(vec![format!("plugin `{}` is an agent tool, not a channel", a.plugin)]);
+    }
     let mut reasons = Vec::new();
     let scheme = match Scheme::parse(&m.verify) {
         Some(Scheme::None) if !a.insecure => {

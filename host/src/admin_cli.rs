@@ -12,6 +12,8 @@ pub enum AdminError {
     Unreachable { url: String, reason: String },
     #[error("daemon answered {status}: {body}")]
     Api { status: u16, body: String },
+    #[error("{0}")]
+    Io(String),
 }
 
 /// Where the daemon is and how to authenticate to it.
@@ -53,6 +55,37 @@ impl Remote {
 
     pub async fn get(&self, path: &str) -> Result<serde_json::Value, AdminError> {
         self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    /// Streams an online backup (`POST /v1/admin/backup`) into `out`: written to
+    /// `out.partial`, synced, checked (it opens as a store and holds the rows the daemon
+    /// copied), then renamed to `out`.
+    pub async fn backup(&self, out: &Path) -> Result<crate::store::BackupSummary, AdminError> {
+        use tokio::io::AsyncWriteExt;
+        let unreachable = |e: reqwest::Error| AdminError::Unreachable { url: self.base.clone(), reason: e.to_string() };
+        let mut resp = self.http.post(format!("{}/v1/admin/backup", self.base)).bearer_auth(&self.token).send().await.map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(AdminError::Api { status, body: resp.text().await.unwrap_or_default() });
+        }
+        let expected: Option<std::collections::BTreeMap<String, u64>> =
+            resp.headers().get("x-switchboard-backup").and_then(|v| serde_json::from_slice(v.as_bytes()).ok());
+        let partial = std::path::PathBuf::from(format!("{}.partial", out.display()));
+        let io = |e: std::io::Error| AdminError::Io(format!("{}: {e}", partial.display()));
+        let mut f = tokio::fs::File::create(&partial).await.map_err(io)?;
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            f.write_all(&chunk).await.map_err(io)?;
+        }
+        f.sync_all().await.map_err(io)?;
+        drop(f);
+        let summary = crate::store::Store::inspect(&partial).map_err(|e| AdminError::Io(format!("the backup does not open as a store: {e}")))?;
+        if let Some(expected) = expected
+            && expected != summary.tables
+        {
+            return Err(AdminError::Io(format!("the backup is incomplete: the daemon copied {expected:?}, the file holds {:?}", summary.tables)));
+        }
+        std::fs::rename(&partial, out).map_err(|e| AdminError::Io(format!("{}: {e}", out.display())))?;
+        Ok(summary)
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, AdminError> {

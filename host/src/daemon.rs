@@ -1,5 +1,6 @@
 //! Wiring: open the store, load plugins, resolve accounts, bind the listener, start the
-//! workers. Used by `switchboard run` and, in-process, by the integration tests.
+//! workers, tell systemd we are ready; reload the config; shut down within the timeout. Used
+//! by `switchboard run` and, in-process, by the integration tests.
 
 use crate::accounts::{AccountState, Accounts};
 use crate::app::App;
@@ -7,9 +8,14 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::egress::Egress;
 use crate::runtime::{HostServices, Runtime, RuntimeOptions};
+use crate::metrics::Metrics;
+use crate::reload::ReloadReport;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::systemd;
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -30,48 +36,75 @@ pub struct Daemon {
     app: Arc<App>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Pings the watchdog; stopped last, once the store is flushed.
+    supervisor: Option<JoinHandle<()>>,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Everything in flight finished within `shutdown_timeout_ms`.
+    pub drained: bool,
+    /// Outbox leases released because their deliveries were cut off at the timeout.
+    pub released: usize,
+    pub took: Duration,
 }
 
 impl Daemon {
     pub async fn start(config: Config, clock: SharedClock) -> Result<Self, StartError> {
         let db_path = config.redb_path();
+        systemd::status("starting: opening the store");
+        remove_backup_leftovers(&config.data_dir);
         let store = Store::open(&db_path, clock.clone(), StoreOptions { dedupe_ttl_ms: config.dedupe_ttl_ms, ..Default::default() })
             .map_err(|source| StartError::Store { path: db_path.display().to_string(), source })?;
+        let metrics = Arc::new(Metrics::new());
+        store.on_commit(metrics.commit_observer());
         let services = HostServices { store: store.clone(), egress: Egress::new(Duration::from_secs(30), 1 << 20), clock: clock.clone() };
+        systemd::status("starting: loading plugins");
         let mut runtime = Runtime::with_options(services, RuntimeOptions::from_config(&config)).map_err(|e| StartError::Runtime(e.to_string()))?;
         for e in runtime.load_dir(&config.plugins_dir).await {
             tracing::error!(error = %e, "plugin not loaded");
         }
         let accounts = Accounts::resolve(&config, &runtime.manifests());
         for (id, state) in accounts.iter() {
-            match state {
+            match &state {
                 AccountState::Ready(ctx) => tracing::info!(account = %id, plugin = %ctx.plugin, verify = ctx.scheme.name(), "account ready"),
                 AccountState::Refused { reasons, .. } => {
                     tracing::error!(account = %id, reasons = %reasons.join("; "), "account NOT started; its webhook answers 503")
                 }
             }
-            if let AccountState::Ready(ctx) = state
+            if let AccountState::Ready(ctx) = &state
                 && ctx.scheme == crate::verify::Scheme::None
             {
                 tracing::warn!(account = %id, "account accepts UNSIGNED webhooks (insecure = true)");
             }
         }
-        let mut api_tokens = Vec::new();
-        for (i, t) in config.api_tokens.iter().enumerate() {
-            match t.resolve() {
-                Ok(s) => api_tokens.push(s),
-                Err(e) => tracing::error!(index = i, error = %e, "api token not available; it will not be accepted"),
-            }
-        }
+        let api_tokens = crate::reload::resolve_tokens(&config);
         if api_tokens.is_empty() {
             tracing::warn!("no api_tokens available: the /v1 API refuses every request");
         }
+        systemd::status("starting: binding the listener");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let delivery = crate::outbox::policy::build(&config, &clock);
-        let app = Arc::new(App { config, store, runtime, accounts, clock, api_tokens, outbox_wake: Notify::new(), delivery });
+        let app = Arc::new(App {
+            live: ArcSwap::from_pointee(config.clone()),
+            config,
+            store,
+            runtime,
+            accounts,
+            clock,
+            api_tokens: ArcSwap::from_pointee(api_tokens),
+            outbox_wake: Notify::new(),
+            agent: Default::default(),
+            delivery,
+            metrics,
+            in_flight: Default::default(),
+            draining: AtomicBool::new(false),
+            cut_off: watch::Sender::new(false),
+        });
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let router = crate::api::router(app.clone());
@@ -88,22 +121,116 @@ impl Daemon {
             tasks.push(tokio::spawn(crate::outbox::worker::run(app.clone(), n, rx.clone())));
         }
         tasks.push(tokio::spawn(crate::runtime::watch::run(app.clone(), rx.clone())));
-        tasks.push(tokio::spawn(sweep(app.clone(), rx)));
+        tasks.extend(crate::poller::spawn_all(&app, rx.clone()));
+        tasks.extend(crate::agent::spawn(app.clone(), rx.clone()));
+        tasks.push(tokio::spawn(sweep(app.clone(), rx.clone())));
         tracing::info!(%addr, "listening");
-        Ok(Self { addr, app, shutdown, tasks })
+        // Store open, plugins loaded, accounts resolved, listener bound (it queues connections
+        // from here on, and the server task accepts them): only now tell systemd we are ready.
+        let supervisor = systemd::enabled().then(|| {
+            systemd::ready(&systemd::status_line(&app));
+            tokio::spawn(systemd::supervise(app.clone(), rx))
+        });
+        Ok(Self { addr, app, shutdown, tasks, supervisor })
     }
 
     pub fn app(&self) -> &Arc<App> {
         &self.app
     }
 
-    /// Stops accepting, lets in-flight work finish, then flushes and closes the store.
-    pub async fn shutdown(self) {
+    /// Applies a reloaded config (SIGHUP) or, given the reason it could not be read, keeps
+    /// the running one. See [`crate::reload`] for what reloads and what needs a restart.
+    pub fn reload(&self, next: Result<Config, String>) -> Result<ReloadReport, String> {
+        systemd::reloading();
+        let result = match next {
+            Ok(config) => {
+                let report = crate::reload::apply(&self.app, config);
+                tracing::info!(
+                    applied = %report.applied.join(", "),
+                    needs_restart = %report.needs_restart.join(", "),
+                    "config reloaded"
+                );
+                if !report.needs_restart.is_empty() {
+                    tracing::warn!(settings = %report.needs_restart.join(", "), "changed settings need a restart; running values kept");
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config reload failed; the running config stays");
+                Err(e)
+            }
+        };
+        crate::metrics::ConfigReloaded { ok: result.is_ok() }.emit(&self.app.metrics);
+        let line = match &result {
+            Ok(_) => systemd::status_line(&self.app),
+            Err(_) => format!("{} (last reload FAILED, see the log)", systemd::status_line(&self.app)),
+        };
+        systemd::ready(&line);
+        result
+    }
+
+    /// Stops accepting (`/readyz` answers 503 at once), lets in-flight deliveries finish for up
+    /// to `shutdown_timeout_ms`, then cuts off what is left and releases its leases (those
+    /// messages are due again at once, for the next start), then flushes and closes the store.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let started = std::time::Instant::now();
+        let app = self.app.clone();
+        app.draining.store(true, Ordering::SeqCst);
+        let timeout = Duration::from_millis(app.current_config().shutdown_timeout_ms);
+        systemd::stopping(&format!("stopping: draining {} in-flight deliveries", app.in_flight.len()));
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        // Leave a tenth of the budget (at most 2 s) for releasing leases and closing the store.
+        let drain = timeout.saturating_sub((timeout / 10).min(Duration::from_secs(2)));
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut pending = self.tasks;
+        while let Some(t) = pending.last_mut() {
+            match tokio::time::timeout_at(deadline, t).await {
+                Ok(_) => drop(pending.pop()),
+                Err(_) => break,
+            }
         }
-        self.app.store.close().await;
+        let drained = pending.is_empty();
+        let mut released = 0;
+        if !drained {
+            // Workers stop their deliveries and return; anything else still running is aborted.
+            let _ = app.cut_off.send(true);
+            let grace = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Some(t) = pending.last_mut() {
+                match tokio::time::timeout_at(grace, t).await {
+                    Ok(_) => drop(pending.pop()),
+                    Err(_) => break,
+                }
+            }
+            for t in &pending {
+                t.abort();
+            }
+            for t in pending {
+                let _ = t.await;
+            }
+            released = app.in_flight.release_all(&app).await;
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                released,
+                "shutdown timeout reached: cut off the deliveries still running; their messages are due again"
+            );
+        }
+        systemd::status("stopping: flushing the store");
+        app.store.close().await;
+        if let Some(s) = self.supervisor {
+            s.abort();
+        }
+        let report = ShutdownReport { drained, released, took: started.elapsed() };
+        tracing::info!(drained, released, took_ms = report.took.as_millis() as u64, "stopped");
+        report
+    }
+}
+
+/// Removes temporary backup files a daemon that died mid-backup left in `data_dir`.
+fn remove_backup_leftovers(data_dir: &std::path::Path) {
+    for e in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(crate::api::BACKUP_TMP_PREFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

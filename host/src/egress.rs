@@ -96,6 +96,9 @@ impl Egress {
 }
 
 fn classify(e: reqwest::Error) -> EgressError {
+    // Some providers put credentials in the URL (Telegram: `/bot{token}/sendMessage`): the
+    // message goes back to the plugin and into logs, so it never carries the URL.
+    let e = e.without_url();
     if e.is_timeout() {
         EgressError::Timeout
     } else if e.is_builder() {

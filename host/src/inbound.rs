@@ -1,13 +1,17 @@
-//! Webhook intake: account → verification → plugin parse → one durable store write.
+//! Webhook intake: account → verification → plugin handshake → plugin parse → one durable
+//! store write.
 //!
 //! Order matters and is the invariant: nothing is parsed by a plugin or written to the store
-//! before the request is verified.
+//! before the request is verified. Some providers send signed POSTs that want a synchronous
+//! answer instead of being stored (Slack `url_verification`, Discord `PING`): after
+//! verification the plugin's `handshake` sees the request first, and if it answers, that answer
+//! is the response and nothing is stored.
 
 use crate::accounts::AccountState;
 use crate::app::App;
 use crate::model::{HttpRequest, HttpResponse};
 use crate::runtime::CallError;
-use crate::store::{IngestOutcome, IngestRequest, StoreError};
+use crate::store::{IngestOutcome, IngestRequest, Ingested, StoreError};
 use crate::verify::{self, Handshake, Scheme, VerifyError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +30,16 @@ pub enum InboundError {
     Parse(String),
     #[error(transparent)]
     Plugin(#[from] CallError),
+    #[error(
+        "account `{account}` has {open} open sessions, its limit (inbox.max_open_sessions); \
+         nothing was stored, retry later"
+    )]
+    SessionLimit { account: String, open: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-fn ready<'a>(app: &'a App, id: &str) -> Result<&'a std::sync::Arc<crate::accounts::AccountCtx>, InboundError> {
+fn ready(app: &App, id: &str) -> Result<std::sync::Arc<crate::accounts::AccountCtx>, InboundError> {
     match app.accounts.get(id) {
         None => Err(InboundError::UnknownAccount(id.to_string())),
         Some(AccountState::Refused { reasons, .. }) => {
@@ -40,8 +49,19 @@ fn ready<'a>(app: &'a App, id: &str) -> Result<&'a std::sync::Arc<crate::account
     }
 }
 
-/// Verifies, parses and stores one webhook delivery. Answers only after the write is durable.
-pub async fn receive(app: &App, account: &str, req: HttpRequest, correlation_id: &str) -> Result<IngestOutcome, InboundError> {
+/// What became of a verified webhook POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Parsed and stored (durably) as inbox events.
+    Stored(IngestOutcome),
+    /// A signed handshake the plugin answered itself (Slack `url_verification`, Discord
+    /// `PING`): send this response; nothing was stored.
+    Answered(HttpResponse),
+}
+
+/// Verifies, then lets the plugin answer a signed handshake, else parses and stores one
+/// webhook delivery. Answers only after the write is durable.
+pub async fn receive(app: &App, account: &str, req: HttpRequest, correlation_id: &str) -> Result<Received, InboundError> {
     let ctx = ready(app, account)?;
     let input = verify::VerifyInput {
         secret: ctx.scheme.secret_name().and_then(|n| ctx.secret(n)),
@@ -55,12 +75,23 @@ pub async fn receive(app: &App, account: &str, req: HttpRequest, correlation_id:
         }
         e => InboundError::Verify(e),
     })?;
-    let events = app.runtime.parse_inbound(ctx, req).await?.map_err(InboundError::Parse)?;
-    let outcome = app
-        .store
-        .ingest(IngestRequest { account: account.to_string(), correlation_id: correlation_id.to_string(), events })
-        .await?;
-    Ok(outcome)
+    // Verified: a signed handshake (Slack url_verification, Discord PING) is answered by the
+    // plugin and stored nowhere.
+    if let Some(answer) = app.runtime.handshake(&ctx, req.clone()).await? {
+        return Ok(Received::Answered(answer));
+    }
+    let events = app.runtime.parse_inbound(&ctx, req).await?.map_err(InboundError::Parse)?;
+    // One transaction: inbox/push rows, history, and approval replies (an authorized YES/NO
+    // resolves the conversation's pending approvals here, so a duplicate webhook cannot resolve
+    // twice); approved tool calls run after it is durable (`agent::approvals`).
+    let req = IngestRequest { account: account.to_string(), correlation_id: correlation_id.to_string(), events };
+    match app.store.ingest_with(req, crate::agent::ingest_options(app, account)).await? {
+        Ingested::Stored(outcome, effects) => {
+            crate::agent::after_ingest(app, &effects);
+            Ok(Received::Stored(outcome))
+        }
+        Ingested::SessionLimit { open } => Err(InboundError::SessionLimit { account: account.to_string(), open }),
+    }
 }
 
 /// Answers a provider's GET handshake. Meta's is answered by the host (it needs the
@@ -83,5 +114,5 @@ pub async fn handshake(app: &App, account: &str, req: HttpRequest) -> Result<Htt
             Handshake::NotHandshake => Err(InboundError::NotHandshake),
         };
     }
-    app.runtime.handshake(ctx, req).await?.ok_or(InboundError::NotHandshake)
+    app.runtime.handshake(&ctx, req).await?.ok_or(InboundError::NotHandshake)
 }

@@ -10,6 +10,8 @@ use switchboard::config::{Config, ConfigError};
 use switchboard::daemon::Daemon;
 use switchboard::runtime::manifest::Manifest;
 
+mod plugin_cli;
+
 const DEFAULT_CONFIG: &str = "./switchboard.toml";
 
 #[derive(Parser)]
@@ -21,6 +23,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write, build, inspect and test plugins (channel adapters and agent tools).
+    Plugin {
+        #[command(subcommand)]
+        command: plugin_cli::PluginCommand,
+    },
     /// Run the daemon. Without a config file it runs on embedded defaults.
     Run {
         /// Config file (default ./switchboard.toml; absent → embedded defaults).
@@ -57,6 +64,33 @@ enum Command {
         command: InboxCommand,
         #[command(flatten)]
         remote: RemoteArgs,
+    },
+    /// Online backup: a consistent snapshot of a running daemon's store, written to FILE.
+    Backup {
+        /// Where to write the backup (a redb file; restore by putting it in data_dir as
+        /// switchboard.redb while the daemon is stopped).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Write the systemd unit (Type=notify, watchdog, hardening) with this machine's paths.
+    InstallService {
+        /// The config the service runs with (made absolute).
+        #[arg(long, default_value = "/etc/switchboard/switchboard.toml")]
+        config: PathBuf,
+        /// The binary the service runs (default: this one).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Run as this existing user instead of a systemd DynamicUser.
+        #[arg(long)]
+        user: Option<String>,
+        /// Where to write the unit; `-` prints it.
+        #[arg(long, default_value = "/etc/systemd/system/switchboard.service")]
+        output: PathBuf,
+        /// Replace an existing unit file.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -112,6 +146,7 @@ enum InboxCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Plugin { command } => plugin_cli::run(command),
         Command::Run { config, log_json } => {
             init_tracing(log_json);
             run(config)
@@ -151,7 +186,70 @@ fn main() -> ExitCode {
         Command::Inbox { command: InboxCommand::Stats, remote } => {
             admin(remote, |r, _| async move { Ok(pretty(r.get("/v1/stats").await?)) })
         }
+        Command::Backup { out, remote } => admin(remote, |r, json| async move {
+            let summary = r.backup(&out).await?;
+            Ok(if json {
+                serde_json::json!({ "out": out.display().to_string(), "bytes": summary.bytes, "tables": summary.tables }).to_string()
+            } else {
+                let rows: Vec<String> = ["inbox", "outbox", "dead_letters", "dedupe"]
+                    .iter()
+                    .map(|t| format!("{t} {}", summary.tables.get(*t).copied().unwrap_or(0)))
+                    .collect();
+                format!("backup written to {} ({} bytes; {})", out.display(), summary.bytes, rows.join(", "))
+            })
+        }),
+        Command::InstallService { config, binary, user, output, force } => install_service(config, binary, user, output, force),
     }
+}
+
+fn install_service(config: PathBuf, binary: Option<PathBuf>, user: Option<String>, output: PathBuf, force: bool) -> ExitCode {
+    let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let binary = match binary.map_or_else(std::env::current_exe, Ok) {
+        Ok(b) => abs(b),
+        Err(e) => {
+            eprintln!("error: cannot find this binary: {e}; pass --binary");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = abs(config);
+    let mut params = switchboard::systemd::UnitParams {
+        binary: binary.display().to_string(),
+        config: config.display().to_string(),
+        user,
+        ..Default::default()
+    };
+    match Config::load(&config) {
+        Ok(cfg) => {
+            let data_dir = abs(cfg.data_dir.clone());
+            params.data_dir = data_dir.display().to_string();
+            params.state_directory = data_dir
+                .strip_prefix("/var/lib")
+                .ok()
+                .filter(|rest| rest.components().count() == 1)
+                .map(|rest| rest.display().to_string());
+            // systemd must wait longer than the daemon's own drain.
+            params.timeout_stop_sec = params.timeout_stop_sec.max((cfg.shutdown_timeout_ms / 1000) as u32 + 10);
+            if params.state_directory.is_none() {
+                eprintln!("note: data_dir {} is not /var/lib/NAME; the unit grants ReadWritePaths= on it", data_dir.display());
+            }
+        }
+        Err(e) => eprintln!("note: {e}\n      the unit assumes data_dir = /var/lib/switchboard"),
+    }
+    let unit = switchboard::systemd::unit_file(&params);
+    if output.as_os_str() == "-" {
+        print!("{unit}");
+        return ExitCode::SUCCESS;
+    }
+    if output.exists() && !force {
+        eprintln!("error: {} exists; pass --force to replace it (or --output - to print)", output.display());
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = std::fs::write(&output, unit) {
+        eprintln!("error: cannot write {}: {e} (run as root, or --output - to print)", output.display());
+        return ExitCode::FAILURE;
+    }
+    println!("wrote {}\nnext: systemctl daemon-reload && systemctl enable --now switchboard", output.display());
+    ExitCode::SUCCESS
 }
 
 fn pretty(v: serde_json::Value) -> String {
@@ -184,7 +282,12 @@ where
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Every line goes through the phone scrubber: call sites mask what they log, this catches
+    // numbers in free text from providers and plugins.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(|| switchboard::redact::Scrubbed(std::io::stdout()));
     if json {
         builder.json().init();
     } else {
@@ -201,6 +304,8 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), ConfigErro
 }
 
 fn run(config_path: Option<PathBuf>) -> ExitCode {
+    // SIGHUP re-reads the file the daemon started from (none: embedded defaults, no reload).
+    let reload_from = config_path.clone().or_else(|| Path::new(DEFAULT_CONFIG).exists().then(|| PathBuf::from(DEFAULT_CONFIG)));
     let (config, origin) = match load_config(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -218,26 +323,76 @@ fn run(config_path: Option<PathBuf>) -> ExitCode {
     );
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     rt.block_on(async move {
+        // Handlers first: a SIGTERM during startup then means "stop once started", cleanly.
+        let mut signals = Signals::new();
         let daemon = match Daemon::start(config, Arc::new(SystemClock)).await {
             Ok(d) => d,
             Err(e) => {
+                switchboard::systemd::status(&format!("startup failed: {e}"));
                 tracing::error!(error = %e, "startup failed");
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        daemon.shutdown().await;
-        ExitCode::SUCCESS
+        loop {
+            match signals.next().await {
+                Signal::Reload => {
+                    tracing::info!(signal = "SIGHUP", "reloading config");
+                    let next = match &reload_from {
+                        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+                        None => Err("started on embedded defaults (no config file): nothing to reload".into()),
+                    };
+                    let _ = daemon.reload(next);
+                }
+                Signal::Stop(name) => {
+                    tracing::info!(signal = name, "shutting down");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = daemon.shutdown() => ExitCode::SUCCESS,
+            name = signals.next_stop() => {
+                tracing::error!(signal = name, "second stop signal: exiting now, without draining");
+                ExitCode::from(130)
+            }
+        }
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+enum Signal {
+    Reload,
+    Stop(&'static str),
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+            hup: signal(SignalKind::hangup()).expect("SIGHUP handler"),
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.hup.recv() => Signal::Reload,
+            _ = self.term.recv() => Signal::Stop("SIGTERM"),
+            _ = self.int.recv() => Signal::Stop("SIGINT"),
+        }
+    }
+
+    async fn next_stop(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 

@@ -121,3 +121,50 @@ pub enum DeliveryOutcome {
     RateLimited { after_ms: u64 },
     Permanent { code: String, reason: String },
 }
+
+/// What an agent tool says about itself (`describe`), as the host keeps and lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the invoke argument.
+    pub schema: serde_json::Value,
+    /// Declared by the tool (manifest or `describe`); config may force it on.
+    pub requires_approval: bool,
+}
+
+/// Why a tool said no (its own answer, not a sandbox failure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "message")]
+pub enum ToolError {
+    InvalidArgs(String),
+    Failed(String),
+}
+
+/// Whether two sender ids name the same sender: trimmed, a leading `+` ignored
+/// (`+16505551234` = `16505551234`); an empty id matches nothing.
+pub fn same_sender(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim().trim_start_matches('+').to_string();
+    let a = norm(a);
+    !a.is_empty() && a == norm(b)
+}
+
+/// An approval reply: `Some(true)` for YES, `Some(false)` for NO (trimmed, any case).
+pub fn approval_reply(text: &str) -> Option<bool> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if t.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// What a polling plugin's `poll` returned: events and the cursor to commit with them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollBatch {
+    pub events: Vec<InboundEvent>,
+    /// `None`: keep the current cursor.
+    pub cursor: Option<String>,
+}

@@ -2,6 +2,7 @@
 //! daemon started in-process on a temp dir with a manual clock and the real plugins.
 
 pub mod mock;
+pub mod process;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

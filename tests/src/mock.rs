@@ -15,7 +15,35 @@ pub struct Recorded {
     pub path: String,
     pub authorization: Option<String>,
     pub body: serde_json::Value,
+    pub method: String,
+    /// The query string, if any (without `?`).
+    pub query: Option<String>,
+    /// Every header, names lowercase, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body exactly as received (form posts, signed bodies).
+    pub raw_body: Vec<u8>,
+    /// When the request arrived (to check that a retry waited).
+    pub at: std::time::Instant,
 }
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body decoded as `application/x-www-form-urlencoded` pairs.
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.raw_body).into_owned().collect()
+    }
+
+    pub fn form_value(&self, key: &str) -> Option<String> {
+        self.form().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+/// The answer to a request nothing was scripted for: (status, JSON body). `n` is the request's
+/// 1-based number.
+pub type DefaultResponder = dyn Fn(&Recorded, usize) -> (u16, String) + Send + Sync;
 
 /// One scripted answer.
 struct Scripted {
@@ -33,6 +61,8 @@ struct Shared {
     /// Requests answered with a 2xx.
     accepted: std::sync::atomic::AtomicUsize,
     verbose: bool,
+    /// Replaces the WhatsApp-shaped success answer (other providers' mocks).
+    default: Mutex<Option<Arc<DefaultResponder>>>,
 }
 
 #[derive(Clone)]
@@ -78,6 +108,12 @@ impl MockProvider {
         hold
     }
 
+    /// Unscripted requests are answered by `f` instead of with a Graph API success: how a test
+    /// plays Twilio, Telegram, Slack or a webhook receiver.
+    pub fn set_default(&self, f: impl Fn(&Recorded, usize) -> (u16, String) + Send + Sync + 'static) {
+        *self.shared.default.lock().unwrap() = Some(Arc::new(f));
+    }
+
     /// How many requests were answered with a 2xx (messages the provider accepted).
     pub fn accepted(&self) -> usize {
         self.shared.accepted.load(std::sync::atomic::Ordering::SeqCst)
@@ -88,22 +124,42 @@ impl MockProvider {
     }
 }
 
-async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn handle(
+    State(s): State<Arc<Shared>>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let recorded = Recorded {
+        path: uri.path().to_string(),
+        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+        body: json.clone(),
+        method: method.to_string(),
+        query: uri.query().map(str::to_string),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        raw_body: body.to_vec(),
+        at: std::time::Instant::now(),
+    };
     let n = {
         let mut reqs = s.requests.lock().unwrap();
-        reqs.push(Recorded {
-            path: uri.path().to_string(),
-            authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
-            body: json.clone(),
-        });
+        reqs.push(recorded.clone());
         reqs.len()
     };
     if s.verbose {
         println!("mock provider received #{n}: POST {} {}", uri.path(), json);
     }
     let scripted = s.script.lock().unwrap().pop_front();
+    let custom = s.default.lock().unwrap().clone();
     let answer = scripted.unwrap_or_else(|| {
+        if let Some(f) = custom {
+            let (status, body) = f(&recorded, n);
+            return Scripted { status, body, headers: Vec::new(), hold: None };
+        }
         let to = json.get("to").and_then(|v| v.as_str()).unwrap_or("").to_string();
         let ok = serde_json::json!({
             "messaging_product": "whatsapp",

@@ -3,68 +3,9 @@
 //! no configured secret ever appears in the logs.
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use switchboard_tests::process::{binary, start, terminate};
 use switchboard_tests::*;
-
-/// `cargo test --workspace` builds the daemon binary next to the test executables.
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("switchboard");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p switchboard` (cargo xtask test does)", bin.display());
-    bin
-}
-
-struct Running {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-fn start(config: &std::path::Path) -> Running {
-    let mut child = Command::new(binary())
-        .args(["run", "--log-json", "--config"])
-        .arg(config)
-        .env("SWITCHBOARD_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let l = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["fields"]["message"] == "listening"
-            {
-                let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
-            }
-            l.lock().unwrap().push(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let l = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| {
-        panic!("daemon did not start:\n{}", log.lock().unwrap().join("\n"));
-    });
-    Running { child, base: format!("http://{addr}"), log }
-}
-
-fn terminate(mut r: Running) -> Vec<String> {
-    Command::new("kill").args(["-TERM", &r.child.id().to_string()]).status().unwrap();
-    let status = r.child.wait().unwrap();
-    assert!(status.success(), "SIGTERM should exit 0, got {status}");
-    r.log.lock().unwrap().clone()
-}
 
 #[tokio::test]
 async fn the_binary_runs_the_whole_loop_and_keeps_state_across_restarts() {

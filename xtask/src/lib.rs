@@ -6,7 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins shipped with the daemon: (crate directory under plugins/, artifact stem, plugin name).
-pub const BUNDLED: &[(&str, &str, &str)] = &[("channels/whatsapp-cloud", "whatsapp_cloud", "whatsapp-cloud")];
+pub const BUNDLED: &[(&str, &str, &str)] = &[
+    ("channels/whatsapp-cloud", "whatsapp_cloud", "whatsapp-cloud"),
+    ("channels/twilio", "twilio", "twilio"),
+    ("channels/telegram", "telegram", "telegram"),
+    ("channels/slack", "slack", "slack"),
+    ("channels/webhook", "webhook", "webhook"),
+    ("tools/http-get", "http_get", "http-get"),
+    ("tools/kv-note", "kv_note", "kv-note"),
+];
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_path_buf()

@@ -58,11 +58,56 @@ pub async fn outbox_list(_: Authorized, State(app): State<Arc<App>>, Query(q): Q
 pub async fn stats(_: Authorized, State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
     let mut queued = serde_json::Map::new();
     for (id, _) in app.accounts.iter() {
-        queued.insert(id.clone(), app.store.queued_count(id)?.into());
+        let n = app.store.queued_count(&id)?;
+        queued.insert(id, n.into());
     }
+    let (transactions, requests) = app.store.commit_stats();
     Ok(Json(serde_json::json!({
+        "store": { "transactions": transactions, "requests": requests },
         "inbox": app.store.inbox_len()?,
         "dead_letters": app.store.dlq_len()?,
         "outbox_unfinished_by_account": queued,
     })))
+}
+
+/// Name prefix of the temporary snapshot files a backup writes in `data_dir` (removed once
+/// streamed, and at startup if a daemon died mid-backup).
+pub const BACKUP_TMP_PREFIX: &str = ".backup-";
+
+/// `POST /v1/admin/backup`: a consistent snapshot of the store, taken while the daemon runs
+/// and streamed back as a redb file (`switchboard backup --out FILE` saves it). The header
+/// `x-switchboard-backup` carries the row counts per table, for the client to check its copy.
+pub async fn backup(_: Authorized, State(app): State<Arc<App>>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use tokio::io::AsyncReadExt;
+    let failed = |e: String| {
+        tracing::error!(error = %e, "backup failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup_failed", e)
+    };
+    let tmp = app.config.data_dir.join(format!("{BACKUP_TMP_PREFIX}{}.redb", uuid::Uuid::now_v7().simple()));
+    let summary = app.store.backup_to(&tmp).await.map_err(|e| failed(e.to_string()))?;
+    let file = tokio::fs::File::open(&tmp).await.map_err(|e| failed(e.to_string()))?;
+    // The open handle keeps the data until it is streamed; nothing is left behind.
+    let _ = tokio::fs::remove_file(&tmp).await;
+    tracing::info!(bytes = summary.bytes, "backup snapshot taken; streaming it");
+    let chunks = futures_util::stream::unfold(Some(file), |state| async move {
+        let mut f = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
+    let h = resp.headers_mut();
+    h.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/octet-stream"));
+    h.insert(axum::http::header::CONTENT_LENGTH, summary.bytes.into());
+    if let Ok(v) = axum::http::HeaderValue::from_str(&serde_json::to_string(&summary.tables).expect("serializable")) {
+        h.insert("x-switchboard-backup", v);
+    }
+    Ok(resp)
 }

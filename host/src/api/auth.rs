@@ -16,7 +16,8 @@ impl FromRequestParts<Arc<App>> for Authorized {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        if app.api_tokens.is_empty() {
+        let tokens = app.api_tokens.load();
+        if tokens.is_empty() {
             return Err(unauthorized("no api_tokens are configured; the API is closed"));
         }
         let presented = parts
@@ -26,8 +27,7 @@ impl FromRequestParts<Arc<App>> for Authorized {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
         // Check every token so timing does not reveal which one matched.
-        let ok = app
-            .api_tokens
+        let ok = tokens
             .iter()
             .fold(0u8, |acc, t| acc | t.expose().as_bytes().ct_eq(presented.as_bytes()).unwrap_u8());
         if ok == 1 { Ok(Authorized) } else { Err(unauthorized("invalid token")) }

@@ -47,6 +47,7 @@ impl From<InboundError> for ApiError {
             InboundError::NotHandshake => (StatusCode::BAD_REQUEST, "not_a_handshake"),
             InboundError::Parse(_) => (StatusCode::BAD_REQUEST, "unparseable_webhook"),
             InboundError::Plugin(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_error"),
+            InboundError::SessionLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "session_limit"),
             InboundError::Store(s) => return ApiError::from(s.clone()),
         };
         ApiError::new(status, code, e.to_string())
@@ -61,7 +62,26 @@ impl From<SendError> for ApiError {
             SendError::OutsideWindow { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "outside_window"),
             SendError::KeyConflict(_) => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             SendError::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            SendError::SessionLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "session_limit"),
             SendError::Store(s) => return ApiError::from(s.clone()),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<crate::agent::tools::ToolsError> for ApiError {
+    fn from(e: crate::agent::tools::ToolsError) -> Self {
+        use crate::agent::tools::ToolsError;
+        let (status, code) = match e {
+            ToolsError::UnknownTool(_) => (StatusCode::NOT_FOUND, "unknown_tool"),
+            ToolsError::ArgsTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "args_too_large"),
+            ToolsError::InvalidArgs { .. } => (StatusCode::BAD_REQUEST, "invalid_args"),
+            ToolsError::NeedsConversation(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ToolsError::Prompt(send) => {
+                let inner = ApiError::from(send);
+                return ApiError::new(inner.status, inner.code, format!("could not ask for approval: {}", inner.message));
+            }
+            ToolsError::Store(s) => return ApiError::from(s),
         };
         ApiError::new(status, code, e.to_string())
     }

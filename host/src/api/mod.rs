@@ -2,12 +2,15 @@
 
 mod admin;
 mod auth;
+mod conversations;
 mod error;
 mod health;
 mod inbox;
 mod messages;
+mod tools;
 mod webhooks;
 
+pub use admin::BACKUP_TMP_PREFIX;
 pub use error::ApiError;
 
 use crate::app::App;
@@ -32,16 +35,22 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/inbox/claim", post(inbox::claim))
         .route("/v1/inbox/ack", post(inbox::ack))
         .route("/v1/inbox/nack", post(inbox::nack))
+        .route("/v1/conversations/{id}/messages", get(conversations::messages))
+        .route("/v1/tools", get(tools::list))
+        .route("/v1/tools/{name}/invoke", post(tools::invoke))
+        .route("/v1/approvals/{id}", get(tools::approval))
         .route("/v1/dlq", get(admin::dlq_list))
         .route("/v1/dlq/redrive", post(admin::dlq_redrive))
         .route("/v1/dlq/{id}", get(admin::dlq_show))
         .route("/v1/outbox", get(admin::outbox_list))
         .route("/v1/stats", get(admin::stats))
+        .route("/v1/admin/backup", post(admin::backup))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(webhooks)
         .merge(v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .with_state(app)
 }

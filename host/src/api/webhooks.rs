@@ -2,8 +2,8 @@
 
 use super::{ApiError, CORRELATION_HEADER};
 use crate::app::{App, correlation_id};
-use crate::inbound::{self, InboundError};
-use crate::model::HttpRequest;
+use crate::inbound::{self, InboundError, Received};
+use crate::model::{HttpRequest, HttpResponse};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -43,8 +43,13 @@ pub async fn post(
     let span = tracing::info_span!("webhook", account = %account, correlation_id = %cid);
     let req = to_request(&method, &uri, &headers, body);
     let result = inbound::receive(&app, &account, req, &cid).instrument(span.clone()).await;
+    crate::metrics::WebhookReceived::of(&account, &result).emit(&app.metrics);
     let resp = span.in_scope(|| match result {
-        Ok(o) => {
+        Ok(Received::Answered(r)) => {
+            tracing::info!(status = r.status, "signed handshake answered by the plugin");
+            plugin_response(r)
+        }
+        Ok(Received::Stored(o)) => {
             tracing::info!(stored = o.stored, duplicates = o.duplicates, status_updates = o.status_updates, "webhook accepted");
             (StatusCode::OK, axum::Json(serde_json::json!({
                 "stored": o.stored, "duplicates": o.duplicates, "status_updates": o.status_updates,
@@ -75,18 +80,21 @@ pub async fn get(
 ) -> Response {
     let req = to_request(&method, &uri, &headers, Bytes::new());
     match inbound::handshake(&app, &account, req).await {
-        Ok(r) => {
-            let mut resp = (StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK), r.body).into_response();
-            for (k, v) in r.headers {
-                if let (Ok(k), Ok(v)) = (k.parse::<axum::http::HeaderName>(), HeaderValue::from_str(&v)) {
-                    resp.headers_mut().insert(k, v);
-                }
-            }
-            resp
-        }
+        Ok(r) => plugin_response(r),
         Err(e) => {
             tracing::warn!(account = %account, error = %e, "handshake rejected");
             ApiError::from(e).into_response()
         }
     }
+}
+
+/// A handshake response a plugin (or the host, for Meta) produced.
+fn plugin_response(r: HttpResponse) -> Response {
+    let mut resp = (StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK), r.body).into_response();
+    for (k, v) in r.headers {
+        if let (Ok(k), Ok(v)) = (k.parse::<axum::http::HeaderName>(), HeaderValue::from_str(&v)) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
 }

@@ -1,9 +1,11 @@
 //! `switchboard.toml`: parsed raw (TOML values), then validated into [`Config`] with **every**
 //! error collected, each with its field path and a hint, so an operator fixes a config in one go.
 
+mod agent;
 mod secret;
 mod walk;
 
+pub use agent::{AccountAgent, ApprovalsConfig, PushConfig, ToolConfig};
 pub use secret::{SecretError, SecretRef};
 
 use std::collections::BTreeMap;
@@ -125,11 +127,31 @@ pub struct InboxConfig {
     pub max_claim: usize,
     /// Hand-outs without an ack before an event goes to the dead-letter queue.
     pub max_deliveries: u32,
+    /// Longest `wait_ms` a claim may long-poll for.
+    pub max_wait_ms: u64,
+    /// Events one consumer may hold under unexpired leases; a claim beyond answers 429.
+    pub max_per_consumer: usize,
+    /// Messages kept per conversation for `GET /v1/conversations/{id}/messages`.
+    pub history_limit: usize,
+    /// Quiet time after which the next message starts a new session.
+    pub session_timeout_ms: u64,
+    /// Open sessions (active within the timeout) per account; a new one beyond answers 429.
+    pub max_open_sessions: usize,
 }
 
 impl Default for InboxConfig {
     fn default() -> Self {
-        Self { default_lease_ms: 30_000, max_lease_ms: 3_600_000, max_claim: 100, max_deliveries: 10 }
+        Self {
+            default_lease_ms: 30_000,
+            max_lease_ms: 3_600_000,
+            max_claim: 100,
+            max_deliveries: 10,
+            max_wait_ms: 30_000,
+            max_per_consumer: 100,
+            history_limit: 20,
+            session_timeout_ms: 1_800_000,
+            max_open_sessions: 1_000,
+        }
     }
 }
 
@@ -149,6 +171,8 @@ pub struct AccountConfig {
     /// Operator allowlist for the plugin's `http-fetch`: when set, the plugin reaches only hosts
     /// in its manifest's allowlist **and** in this list. `None`: the manifest's list as is.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Approvers and push delivery.
+    pub agent: AccountAgent,
 }
 
 /// `[plugins.<name>]`: the operator's limits for one plugin (defaults: 100 ms, 64 MiB).
@@ -171,6 +195,12 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginConfig>,
     pub delivery: DeliveryConfig,
     pub inbox: InboxConfig,
+    /// `[tools.<name>]`, by tool name.
+    pub tools: BTreeMap<String, ToolConfig>,
+    pub approvals: ApprovalsConfig,
+    /// How long SIGTERM/SIGINT may take: in-flight deliveries finish within it, the rest are
+    /// released, then the store is flushed and closed.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -187,6 +217,9 @@ impl Default for Config {
             plugins: BTreeMap::new(),
             delivery: DeliveryConfig::default(),
             inbox: InboxConfig::default(),
+            tools: BTreeMap::new(),
+            approvals: ApprovalsConfig::default(),
+            shutdown_timeout_ms: 20_000,
         }
     }
 }
@@ -223,7 +256,7 @@ impl Config {
 
 const TOP_KEYS: &[&str] = &[
     "listen", "data_dir", "plugins_dir", "api_tokens", "max_body_bytes", "dedupe_ttl_hours",
-    "accounts", "plugins", "delivery", "inbox",
+    "accounts", "plugins", "delivery", "inbox", "shutdown_timeout_ms", "tools", "approvals",
 ];
 const PLUGIN_KEYS: &[&str] = &["call_deadline_ms", "memory_mib"];
 const ACCOUNT_KEYS: &[&str] = &["plugin", "secrets", "settings", "public_url", "insecure", "retry", "rate_limits", "allowed_hosts"];
@@ -234,7 +267,10 @@ const DELIVERY_KEYS: &[&str] = &[
 const RETRY_KEYS: &[&str] = &["max_attempts", "backoff_base_ms", "backoff_cap_ms"];
 const RATE_KEYS: &[&str] = &["account_per_sec", "recipient_per_sec", "recipient_burst", "conversation_per_sec"];
 const BREAKER_KEYS: &[&str] = &["failure_rate_percent", "window_ms", "min_calls", "cooldown_ms"];
-const INBOX_KEYS: &[&str] = &["default_lease_ms", "max_lease_ms", "max_claim", "max_deliveries"];
+const INBOX_KEYS: &[&str] = &[
+    "default_lease_ms", "max_lease_ms", "max_claim", "max_deliveries", "max_wait_ms", "max_per_consumer", "history_limit",
+    "session_timeout_ms", "max_open_sessions",
+];
 
 fn build(w: &mut Walker, t: &toml::Table) -> Config {
     let d = Config::default();
@@ -258,6 +294,7 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
         w.int(t, "", "max_body_bytes", 1024, 64 << 20).map_or(d.max_body_bytes, |v| v as usize);
     let dedupe_ttl_ms =
         w.int(t, "", "dedupe_ttl_hours", 1, 24 * 365).map_or(d.dedupe_ttl_ms, |h| h * 3_600_000);
+    let shutdown_timeout_ms = w.int(t, "", "shutdown_timeout_ms", 100, 3_600_000).unwrap_or(d.shutdown_timeout_ms);
 
     let mut accounts = BTreeMap::new();
     if let Some(table) = w.table(t, "", "accounts") {
@@ -315,8 +352,15 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
             max_lease_ms: w.int(it, "inbox", "max_lease_ms", 100, 86_400_000).unwrap_or(di.max_lease_ms),
             max_claim: w.int(it, "inbox", "max_claim", 1, 10_000).map_or(di.max_claim, |v| v as usize),
             max_deliveries: w.int(it, "inbox", "max_deliveries", 1, 1_000).map_or(di.max_deliveries, |v| v as u32),
+            max_wait_ms: w.int(it, "inbox", "max_wait_ms", 0, 300_000).unwrap_or(di.max_wait_ms),
+            max_per_consumer: w.int(it, "inbox", "max_per_consumer", 1, 100_000).map_or(di.max_per_consumer, |v| v as usize),
+            history_limit: w.int(it, "inbox", "history_limit", 1, 10_000).map_or(di.history_limit, |v| v as usize),
+            session_timeout_ms: w.int(it, "inbox", "session_timeout_ms", 1_000, 30 * 86_400_000).unwrap_or(di.session_timeout_ms),
+            max_open_sessions: w.int(it, "inbox", "max_open_sessions", 1, 10_000_000).map_or(di.max_open_sessions, |v| v as usize),
         }
     });
+    let tools = agent::tools(w, t);
+    let approvals = agent::approvals(w, t);
     Config {
         listen,
         data_dir,
@@ -328,6 +372,9 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
         plugins,
         delivery,
         inbox,
+        tools,
+        approvals,
+        shutdown_timeout_ms,
     }
 }
 
@@ -349,7 +396,8 @@ fn plugin_configs(w: &mut Walker, t: &toml::Table) -> BTreeMap<String, PluginCon
 }
 
 fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Option<AccountConfig> {
-    w.unknown_keys(path, t, ACCOUNT_KEYS);
+    let known: Vec<&str> = ACCOUNT_KEYS.iter().chain(agent::ACCOUNT_KEYS).copied().collect();
+    w.unknown_keys(path, t, &known);
     let plugin = w.string(t, path, "plugin");
     if plugin.is_none() && !t.contains_key("plugin") {
         w.issue(&format!("{path}.plugin"), "missing; name the channel plugin, e.g. plugin = \"whatsapp-cloud\"");
@@ -406,6 +454,7 @@ fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Optio
             w.issue(&format!("{path}.allowed_hosts[{i}]"), "must be a host, host:port or URL, e.g. graph.facebook.com");
         }
     }
+    let agent = agent::account(w, path, t);
     Some(AccountConfig {
         id: id.to_string(),
         plugin: plugin?,
@@ -416,6 +465,7 @@ fn build_account(w: &mut Walker, path: &str, id: &str, t: &toml::Table) -> Optio
         retry,
         rate_limits,
         allowed_hosts,
+        agent,
     })
 }
 
@@ -512,6 +562,16 @@ mod tests {
         let found = issues("listn = \"127.0.0.1:1\"\n");
         assert_eq!(found[0].path, "listn");
         assert!(found[0].message.contains("did you mean `listen`"), "{}", found[0].message);
+    }
+
+    #[test]
+    fn shutdown_timeout_defaults_to_20_s_and_is_validated() {
+        assert_eq!(Config::default().shutdown_timeout_ms, 20_000);
+        assert_eq!(Config::parse("shutdown_timeout_ms = 5000", "t").unwrap().shutdown_timeout_ms, 5_000);
+        let found = issues("shutdown_timeout_ms = 0\n");
+        assert_eq!(found[0].path, "shutdown_timeout_ms", "{found:?}");
+        let found = issues("shutdown_timeout = 20\n");
+        assert!(found[0].message.contains("did you mean `shutdown_timeout_ms`"), "{found:?}");
     }
 
     #[test]

@@ -7,7 +7,6 @@ pub mod worker;
 
 use crate::app::App;
 use crate::model::MessageBody;
-use crate::redact::mask_phone;
 use crate::store::{EnqueueOutcome, NewMessage, OutboxRow, Priority, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -40,6 +39,11 @@ pub enum SendError {
     KeyConflict(String),
     #[error("account `{account}` has {queued} unfinished messages, its queue cap; retry later")]
     QueueFull { account: String, queued: u64 },
+    #[error(
+        "account `{account}` has {open} open sessions, its limit (inbox.max_open_sessions); \
+         a message to a conversation without an open session must wait"
+    )]
+    SessionLimit { account: String, open: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -65,6 +69,10 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
             }
         }
     }
+    let history = crate::agent::history_options(&app.current_config());
+    if let Err(limit) = app.store.session_admits(&req.account, &conversation, &history)? {
+        return Err(SendError::SessionLimit { account: req.account, open: limit.open });
+    }
     let fingerprint = {
         let canon = serde_json::json!([req.account, req.to, conversation, req.body, req.metadata, req.priority]);
         hex::encode(Sha256::digest(canon.to_string().as_bytes()))
@@ -81,13 +89,23 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
             fingerprint,
             correlation_id: req.correlation_id,
             priority: req.priority,
-            max_queued: app.config.delivery.max_queued,
-            idempotency_ttl_ms: app.config.delivery.idempotency_ttl_ms,
+            max_queued: app.current_config().delivery.max_queued,
+            idempotency_ttl_ms: app.current_config().delivery.idempotency_ttl_ms,
         })
         .await?;
     match outcome {
         EnqueueOutcome::Created(row) => {
-            tracing::info!(message_id = %row.id, account = %row.account, to = %mask_phone(&row.to), correlation_id = %row.correlation_id, "message queued");
+            crate::metrics::MessageQueued(&row).emit(&app.metrics);
+            // History is informational: a message already queued is never refused for it.
+            let text = match &row.body {
+                MessageBody::Text(t) => Some(t.clone()),
+                MessageBody::Media(m) => m.caption.clone(),
+                MessageBody::Template(t) => Some(format!("[template {}]", t.name)),
+            };
+            let recorded = app.store.record_outbound(row.account.clone(), row.conversation.clone(), row.id.clone(), text, history).await;
+            if let Err(e) = recorded {
+                tracing::warn!(message_id = %row.id, error = %e, "conversation history not updated");
+            }
             app.outbox_wake.notify_one();
             Ok((row, true))
         }

@@ -7,8 +7,8 @@
 use super::backoff::Backoff;
 use super::policy::AccountDelivery;
 use crate::app::App;
+use crate::metrics::{self, Deferral};
 use crate::model::{DeliveryOutcome, Failure};
-use crate::redact::mask_phone;
 use crate::runtime::Outbound;
 use crate::store::{Attempt, ClaimedMessage, Disposition, OutboxRow, RecordResult};
 use std::sync::Arc;
@@ -20,11 +20,12 @@ use tracing::Instrument;
 const ACCOUNT_DOWN_RETRY_MS: u64 = 60_000;
 
 pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<bool>) {
-    let cfg = app.config.delivery.clone();
     loop {
         if *shutdown.borrow() {
             break;
         }
+        // Read every round: a config reload changes batch, lease and poll interval.
+        let cfg = app.current_config().delivery.clone();
         let claimed = match app.store.claim_outbox(cfg.batch, cfg.lease_ms, cfg.ordered).await {
             Ok(c) => c,
             Err(e) => {
@@ -40,35 +41,91 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
             }
             continue;
         }
-        let tasks: Vec<_> = claimed
-            .into_iter()
-            .map(|c| {
-                let app = app.clone();
-                let span = tracing::info_span!("deliver", worker, message_id = %c.row.id, correlation_id = %c.row.correlation_id);
-                tokio::spawn(async move { deliver_one(&app, c).await }.instrument(span))
-            })
-            .collect();
-        for t in tasks {
-            let _ = t.await;
+        metrics::OutboxClaimed { claimed: claimed.len(), reclaimed: claimed.iter().filter(|c| c.reclaimed).count() }.emit(&app.metrics);
+        // Deliveries run concurrently; if shutdown runs out of time they are cut off (and their
+        // leases released by the daemon, see `InFlight`).
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in claimed {
+            let app = app.clone();
+            app.in_flight.hold(&c.row.id, c.token);
+            let span = tracing::info_span!("deliver", worker, message_id = %c.row.id, correlation_id = %c.row.correlation_id);
+            tasks.spawn(
+                async move {
+                    let id = c.row.id.clone();
+                    deliver_one(&app, c).await;
+                    app.in_flight.done(&id);
+                }
+                .instrument(span),
+            );
+        }
+        let mut cut_off = app.cut_off.subscribe();
+        let cut = tokio::select! {
+            _ = async { while tasks.join_next().await.is_some() {} } => false,
+            _ = cut_off.wait_for(|c| *c) => true,
+        };
+        if cut {
+            // Shutdown ran out of time: stop the deliveries and wait until they have stopped.
+            return tasks.shutdown().await;
         }
         // Others may be waiting behind a conversation we just finished.
         app.outbox_wake.notify_one();
     }
 }
 
+/// Outbox leases this process holds: (message id → fencing token), from claim until the
+/// outcome is recorded. A delivery aborted by a shutdown that ran out of time stays listed,
+/// so the daemon can put its message back in the queue at once ([`InFlight::release_all`])
+/// instead of leaving it to wait for its lease to expire.
+#[derive(Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl InFlight {
+    fn hold(&self, id: &str, token: u64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), token);
+    }
+
+    fn done(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Releases every lease still held (the messages are due again now, no attempt counted);
+    /// returns how many were released. Call only once the deliveries have stopped. A message
+    /// whose delivery was cut off mid-request may reach the provider twice; the provider
+    /// idempotency key (when the channel supports one) covers that.
+    pub async fn release_all(&self, app: &App) -> usize {
+        let held: Vec<(String, u64)> = self.0.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        let now = app.clock.now_ms();
+        let mut released = 0;
+        for (id, token) in held {
+            if let Ok(RecordResult::Recorded(_)) = app.store.record_attempt(id, token, None, Disposition::Deferred(now)).await {
+                released += 1;
+            }
+        }
+        released
+    }
+}
+
 async fn deliver_one(app: &App, claimed: ClaimedMessage) {
-    let ClaimedMessage { row, token } = claimed;
+    let ClaimedMessage { row, token, .. } = claimed;
     let now = app.clock.now_ms();
     let (Some(ctx), Some(policy)) = (app.accounts.ready(&row.account), app.delivery.get(&row.account)) else {
-        tracing::warn!(account = %row.account, "account is not running; message waits");
+        metrics::DeliveryDeferred { account: &row.account, why: Deferral::AccountDown, wait_ms: ACCOUNT_DOWN_RETRY_MS }.emit(&app.metrics);
         return record(app, &row, token, None, Disposition::Deferred(now + ACCOUNT_DOWN_RETRY_MS)).await;
     };
     if let Err((wait, scope)) = policy.limiter.check(&row.account, &row.to, &row.conversation) {
-        tracing::debug!(wait_ms = wait, ?scope, "rate limited; rescheduled");
+        metrics::DeliveryDeferred { account: &row.account, why: Deferral::RateLimit(scope), wait_ms: wait }.emit(&app.metrics);
         return record(app, &row, token, None, Disposition::Deferred(now + wait)).await;
     }
     if let Err(wait) = policy.breaker.admit(now) {
-        tracing::debug!(wait_ms = wait, "circuit open; rescheduled");
+        metrics::DeliveryDeferred { account: &row.account, why: Deferral::CircuitOpen, wait_ms: wait }.emit(&app.metrics);
         return record(app, &row, token, None, Disposition::Deferred(now + wait)).await;
     }
     let number = row.attempts.len() as u32 + 1;
@@ -82,29 +139,28 @@ async fn deliver_one(app: &App, claimed: ClaimedMessage) {
         attempt: number,
         idempotency_key: row.idempotency_key.as_deref(),
     };
+    let started = std::time::Instant::now();
     let outcome = tokio::select! {
-        r = app.runtime.deliver(ctx, msg) => r.map_err(|e| e.to_string()),
+        r = app.runtime.deliver(&ctx, msg) => r.map_err(|e| e.to_string()),
         () = heartbeat(app, &row.id, token) => {
             // Our lease is gone: someone else owns this message now. Dropping the call
             // abandons it; whatever it did is the new holder's to find out.
-            tracing::warn!("lease lost during delivery; abandoned");
-            return;
+            return metrics::LeaseLost { queue: "outbox", message: "lease lost during delivery; abandoned" }.emit(&app.metrics);
         }
     };
+    let call = started.elapsed();
     let now = app.clock.now_ms();
     let transient = matches!(outcome, Ok(DeliveryOutcome::Retry { .. }) | Err(_));
     policy.breaker.record(now, transient);
-    let (attempt, disposition) = decide(policy, number, now, outcome);
-    tracing::info!(
-        account = %row.account, to = %mask_phone(&row.to), attempt = number, outcome = %attempt.outcome,
-        code = attempt.code.as_deref().unwrap_or(""), "delivery attempt"
-    );
+    let delivered = matches!(outcome, Ok(DeliveryOutcome::Delivered { .. }));
+    let (attempt, disposition) = decide(&policy, number, now, outcome);
+    metrics::DeliveryAttempted { row: &row, plugin: &ctx.plugin, attempt: &attempt, call, delivered, now_ms: now }.emit(&app.metrics);
     record(app, &row, token, Some(attempt), disposition).await;
 }
 
 /// Renews the lease at a third of its length; returns only when a renewal fails.
 async fn heartbeat(app: &App, id: &str, token: u64) {
-    let lease_ms = app.config.delivery.lease_ms;
+    let lease_ms = app.current_config().delivery.lease_ms;
     loop {
         tokio::time::sleep(Duration::from_millis(lease_ms / 3)).await;
         match app.store.renew_outbox_lease(id.to_string(), token, lease_ms).await {
@@ -149,9 +205,11 @@ fn decide(policy: &AccountDelivery, number: u32, now: u64, outcome: Result<Deliv
 async fn record(app: &App, row: &OutboxRow, token: u64, attempt: Option<Attempt>, disposition: Disposition) {
     let dead = matches!(disposition, Disposition::Failed(_));
     match app.store.record_attempt(row.id.clone(), token, attempt, disposition).await {
-        Ok(RecordResult::Recorded(_)) if dead => tracing::warn!("message dead-lettered"),
+        Ok(RecordResult::Recorded(_)) if dead => metrics::DeadLettered { account: &row.account }.emit(&app.metrics),
         Ok(RecordResult::Recorded(_)) => {}
-        Ok(RecordResult::Fenced) => tracing::warn!("lease lost before the outcome was recorded; discarded"),
+        Ok(RecordResult::Fenced) => {
+            metrics::LeaseLost { queue: "outbox", message: "lease lost before the outcome was recorded; discarded" }.emit(&app.metrics)
+        }
         Err(e) => tracing::error!(error = %e, "recording delivery outcome failed; the lease will expire and retry"),
     }
 }

@@ -151,3 +151,34 @@ pub(super) fn check_response(r: &wit::HttpResponse) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The largest result a tool may return (its JSON text).
+pub(super) const MAX_TOOL_RESULT_BYTES: usize = 1 << 20;
+/// The largest `describe` schema a tool may declare.
+pub(super) const MAX_TOOL_SCHEMA_BYTES: usize = 64 * 1024;
+
+pub(super) fn tool_error_from_wit(e: wit::ToolError) -> crate::model::ToolError {
+    let cap = |m: String| m.chars().take(MAX_REASON_BYTES).collect::<String>();
+    match e {
+        wit::ToolError::InvalidArgs(m) => crate::model::ToolError::InvalidArgs(cap(m)),
+        wit::ToolError::Failed(m) => crate::model::ToolError::Failed(cap(m)),
+    }
+}
+
+/// A tool's `describe`, checked: the schema must be a JSON object of bounded size.
+pub(super) fn tool_info_from_wit(i: wit::ToolInfo, manifest_requires_approval: bool) -> Result<crate::model::ToolInfo, String> {
+    if i.schema.len() > MAX_TOOL_SCHEMA_BYTES || i.description.len() > MAX_REASON_BYTES {
+        return Err(format!("describe(): schema or description too large (limits {MAX_TOOL_SCHEMA_BYTES} / {MAX_REASON_BYTES} bytes)"));
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&i.schema).map_err(|e| format!("describe(): schema is not JSON: {e}"))?;
+    if !schema.is_object() {
+        return Err("describe(): schema must be a JSON Schema object".into());
+    }
+    Ok(crate::model::ToolInfo {
+        name: i.name,
+        description: i.description,
+        schema,
+        requires_approval: i.requires_approval || manifest_requires_approval,
+    })
+}

@@ -1,9 +1,9 @@
 //! Loading one plugin version: manifest, compile (through the cache), the component's world,
 //! a probe instance whose `describe` must agree with the manifest, then an atomic swap.
 
-use super::bindings::{ChannelAdapter, ChannelAdapterPre};
+use super::bindings::{AgentTool, AgentToolPre, ChannelAdapter, ChannelAdapterPre};
 use super::manifest::Manifest;
-use super::{HostState, LoadError, LoadedPlugin, Runtime, read, write};
+use super::{HostState, LoadError, LoadedPlugin, Pre, Runtime, read, write};
 use crate::accounts::AccountCtx;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -73,7 +73,7 @@ impl Runtime {
     }
 
     /// Everything up to (not including) the swap. `None`: identical to the serving version.
-    async fn prepare(&self, wasm: &Path) -> Result<Option<LoadedPlugin>, String> {
+    pub(super) async fn prepare(&self, wasm: &Path) -> Result<Option<LoadedPlugin>, String> {
         let manifest_path = wasm.with_extension("toml");
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| format!("manifest {}: {e}", manifest_path.display()))?;
         let manifest = Manifest::parse(&text).map_err(|e| format!("manifest: {e}"))?;
@@ -95,10 +95,28 @@ impl Runtime {
             .map_err(|e| format!("compile: {e}"))?
             .map_err(|e| format!("compile: {e:#}"))?;
         check_imports(&self.engine, &component)?;
-        let linker = self.linker(&component).map_err(|e| format!("link: {e:#}"))?;
+        let linker = self.linker(&component, manifest.is_tool()).map_err(|e| format!("link: {e:#}"))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| format!("imports: {e:#}"))?;
-        let pre = ChannelAdapterPre::new(pre).map_err(|e| format!("exports (not a channel-adapter?): {e:#}"))?;
         let limits = self.options.limits_for(&manifest.name);
+        let counters = self.counters(&manifest.name);
+        if manifest.is_tool() {
+            let pre = AgentToolPre::new(pre).map_err(|e| format!("exports (not an agent-tool?): {e:#}"))?;
+            let info = self.probe_tool(&pre, &manifest, &limits).await?;
+            if info.name != manifest.name {
+                return Err(format!("describe() says name `{}`, manifest says `{}`", info.name, manifest.name));
+            }
+            return Ok(Some(LoadedPlugin {
+                manifest,
+                capabilities: Arc::from([]),
+                limits,
+                source: wasm.to_path_buf(),
+                digest,
+                tool: Some(info),
+                pre: Pre::Tool(pre),
+                counters,
+            }));
+        }
+        let pre = ChannelAdapterPre::new(pre).map_err(|e| format!("exports (not a channel-adapter?): {e:#}"))?;
         let info = self.probe(&pre, &manifest, &limits).await?;
         if info.name != manifest.name || info.verify_scheme != manifest.verify {
             return Err(format!(
@@ -106,23 +124,28 @@ impl Runtime {
                 info.name, info.verify_scheme, manifest.name, manifest.verify
             ));
         }
-        let counters = self.counters(&manifest.name);
         Ok(Some(LoadedPlugin {
             manifest,
             capabilities: info.capabilities.into(),
             limits,
             source: wasm.to_path_buf(),
             digest,
-            pre,
+            tool: None,
+            pre: Pre::Channel(pre),
             counters,
         }))
     }
 
     /// Our `host` interface, the allowed WASI, and traps for every other import.
-    fn linker(&self, component: &Component) -> wasmtime::Result<Linker<HostState>> {
+    fn linker(&self, component: &Component, tool: bool) -> wasmtime::Result<Linker<HostState>> {
         let mut linker = Linker::new(&self.engine);
         super::wasi::add_to_linker(&mut linker)?;
-        ChannelAdapter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        // Both worlds import the same `host` interface; each links it once.
+        if tool {
+            AgentTool::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        } else {
+            ChannelAdapter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        }
         stub_unlinked_imports(&mut linker, &self.engine, component)?;
         Ok(linker)
     }
@@ -142,6 +165,27 @@ impl Runtime {
         };
         match inst.switchboard_plugin_channel().call_describe(&mut store).await {
             Ok(info) => Ok(info),
+            Err(e) => Err(format!("describe: {}", super::classify(&e, store.data(), limits))),
+        }
+    }
+}
+
+impl Runtime {
+    /// [`Runtime::probe`] for an agent tool: `describe` must give a JSON Schema object.
+    async fn probe_tool(
+        &self,
+        pre: &AgentToolPre<HostState>,
+        manifest: &Manifest,
+        limits: &super::Limits,
+    ) -> Result<crate::model::ToolInfo, String> {
+        let probe = Arc::new(AccountCtx::for_inspection(&manifest.name));
+        let mut store = super::new_store(&self.engine, &self.services, limits, &probe);
+        let inst = match pre.instantiate_async(&mut store).await {
+            Ok(i) => i,
+            Err(e) => return Err(format!("instantiate: {}", super::classify(&e, store.data(), limits))),
+        };
+        match inst.switchboard_plugin_tool().call_describe(&mut store).await {
+            Ok(info) => super::convert::tool_info_from_wit(info, manifest.requires_approval),
             Err(e) => Err(format!("describe: {}", super::classify(&e, store.data(), limits))),
         }
     }
@@ -170,11 +214,24 @@ fn check_imports(engine: &wasmtime::Engine, component: &Component) -> Result<(),
 /// another 0.2 patch version; the real definitions resolve by semver, these stubs need not.)
 fn stub_unlinked_imports(linker: &mut Linker<HostState>, engine: &wasmtime::Engine, component: &Component) -> wasmtime::Result<()> {
     let ty = component.component_type();
-    for (name, import) in ty.imports(engine) {
+    let is_linked = |name: &str| {
         let interface = name.split('@').next().unwrap_or(name);
-        if name.starts_with("switchboard:plugin/") || super::wasi::LINKED.contains(&interface) {
-            continue;
+        name.starts_with("switchboard:plugin/") || super::wasi::LINKED.contains(&interface)
+    };
+    // Resources of linked interfaces that unlinked ones re-use (`wasi:filesystem/types` uses
+    // `wasi:io/streams.input-stream`): their stubs must be the same host type.
+    let mut aliases = Vec::new();
+    for (name, import) in ty.imports(engine).filter(|(n, _)| is_linked(n)) {
+        if let ComponentItem::ComponentInstance(instance) = import.ty {
+            let interface = name.split('@').next().unwrap_or(name);
+            for (item, export) in instance.exports(engine) {
+                if let (ComponentItem::Resource(rt), Some(host)) = (export.ty, super::wasi::linked_resource(interface, item)) {
+                    aliases.push((rt, host));
+                }
+            }
         }
+    }
+    for (name, import) in ty.imports(engine).filter(|(n, _)| !is_linked(n)) {
         let ComponentItem::ComponentInstance(instance) = import.ty else {
             wasmtime::bail!("import `{name}` is not an interface");
         };
@@ -187,7 +244,10 @@ fn stub_unlinked_imports(linker: &mut Linker<HostState>, engine: &wasmtime::Engi
                         wasmtime::bail!("unknown import: `{what}` is not available to plugins")
                     })?;
                 }
-                ComponentItem::Resource(_) => stubs.resource(item, ResourceType::host::<()>(), |_, _| Ok(()))?,
+                ComponentItem::Resource(rt) => {
+                    let host = aliases.iter().find(|(a, _)| *a == rt).map_or_else(ResourceType::host::<()>, |(_, h)| *h);
+                    stubs.resource(item, host, |_, _| Ok(()))?;
+                }
                 _ => {}
             }
         }

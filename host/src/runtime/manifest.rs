@@ -9,13 +9,21 @@ use std::collections::BTreeMap;
 pub struct Manifest {
     pub name: String,
     pub version: String,
+    /// `channel-adapter` or `agent-tool`.
     pub world: String,
-    /// Host-side verification preset for this channel's webhooks.
+    /// Host-side verification preset for this channel's webhooks (channels only).
+    #[serde(default)]
     pub verify: String,
     /// Hosts the plugin may reach. `{setting}` stands for the host of that account setting,
     /// so an operator who points `api_base` at a mock or proxy allows exactly that host.
+    /// A tool may say `"*"`: exactly the hosts the operator lists in `[tools.<name>]
+    /// allowed_hosts` (none if it lists none), for tools whose destination is the operator's
+    /// choice (`http-get`).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Tools only: every invocation needs a human's YES first (config can force it too).
+    #[serde(default)]
+    pub requires_approval: bool,
     /// Secret name → description.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
@@ -33,7 +41,19 @@ pub struct SettingSpec {
     pub default: Option<String>,
 }
 
+/// The world of channel plugins.
+pub const CHANNEL_WORLD: &str = "channel-adapter";
+/// The world of agent tools.
+pub const TOOL_WORLD: &str = "agent-tool";
+/// A tool's `allowed_hosts` entry meaning "the hosts the operator configures for it".
+pub const ANY_OPERATOR_HOST: &str = "*";
+
 impl Manifest {
+    /// An agent tool (`world = "agent-tool"`), not a channel.
+    pub fn is_tool(&self) -> bool {
+        self.world == TOOL_WORLD
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let m: Manifest = toml::from_str(text).map_err(|e| e.message().to_string())?;
         m.validate()?;
@@ -41,8 +61,11 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.world != "channel-adapter" {
-            return Err(format!("world `{}` is not supported by this host (expected channel-adapter)", self.world));
+        if self.world != CHANNEL_WORLD && self.world != TOOL_WORLD {
+            return Err(format!(
+                "world `{}` is not supported by this host (expected {CHANNEL_WORLD} or {TOOL_WORLD})",
+                self.world
+            ));
         }
         // The name keys the plugin's kv namespace (`name\0key`) and its config table, so it is
         // a plain identifier: no separator can make one plugin's keys look like another's.
@@ -55,10 +78,28 @@ impl Manifest {
         if self.version.trim().is_empty() {
             return Err("version is empty".into());
         }
-        if self.verify.trim().is_empty() {
-            return Err("verify is empty (name a verification preset, e.g. meta-sha256)".into());
+        if self.is_tool() {
+            if !self.verify.is_empty() {
+                return Err("verify is for channels; an agent-tool receives no webhooks".into());
+            }
+            if !self.secrets.is_empty() {
+                return Err("secrets are for channels; an agent-tool has settings only".into());
+            }
+        } else {
+            if self.verify.trim().is_empty() {
+                return Err("verify is empty (name a verification preset, e.g. meta-sha256)".into());
+            }
+            if self.requires_approval {
+                return Err("requires_approval is for agent-tool plugins".into());
+            }
         }
         for h in &self.allowed_hosts {
+            if h == ANY_OPERATOR_HOST {
+                if !self.is_tool() {
+                    return Err("allowed host `*` is for agent-tool plugins only".into());
+                }
+                continue;
+            }
             match h.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
                 Some(setting) if !self.settings.contains_key(setting) => {
                     return Err(format!("allowed host `{h}` names setting `{setting}`, which [settings] does not declare"));
@@ -122,6 +163,17 @@ mod tests {
     fn an_allowed_host_template_must_name_a_declared_setting() {
         let text = OK.replace("{api_base}", "{nope}");
         assert!(Manifest::parse(&text).unwrap_err().contains("nope"));
+    }
+
+    #[test]
+    fn a_tool_manifest_has_no_verify_and_may_defer_its_hosts_to_the_operator() {
+        let tool = "name = \"http-get\"\nversion = \"0.1.0\"\nworld = \"agent-tool\"\nallowed_hosts = [\"*\"]\nrequires_approval = true\n";
+        let m = Manifest::parse(tool).unwrap();
+        assert!(m.is_tool() && m.requires_approval);
+        assert!(Manifest::parse(&format!("{tool}verify = \"meta-sha256\"\n")).unwrap_err().contains("verify"));
+        let star = OK.replace("\"api.example.com\",", "\"*\",");
+        assert!(Manifest::parse(&star).unwrap_err().contains("agent-tool"));
+        assert!(Manifest::parse(&OK.replace("channel-adapter", "other")).unwrap_err().contains("not supported"));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod bindings;
 mod convert;
 mod host_impl;
+mod inspect;
 pub mod limits;
 mod load;
 pub mod manifest;
@@ -27,9 +28,9 @@ mod wasi;
 use crate::accounts::AccountCtx;
 use crate::clock::SharedClock;
 use crate::egress::Egress;
-use crate::model::{DeliveryOutcome, HttpRequest, HttpResponse, InboundEvent};
+use crate::model::{DeliveryOutcome, HttpRequest, HttpResponse, InboundEvent, ToolError, ToolInfo, PollBatch};
 use crate::store::Store;
-use bindings::{ChannelAdapter, ChannelAdapterPre};
+use bindings::{AgentTool, AgentToolPre, ChannelAdapter, ChannelAdapterPre};
 use limits::{CallLimiter, Counters, Failure};
 use manifest::Manifest;
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +46,7 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtx;
 
 pub use convert::Outbound;
+pub use inspect::{Described, Inspection, Item, inspect};
 pub use limits::{Limits, PluginStats, RuntimeOptions, StatsByPlugin};
 
 /// How often the epoch advances; the granularity of call deadlines.
@@ -76,12 +78,14 @@ pub enum CallError {
     Trap(String),
     #[error("plugin returned an oversized result: {0}")]
     OutputTooLarge(String),
+    #[error("plugin `{plugin}` is not a {expected} plugin")]
+    WrongWorld { plugin: String, expected: &'static str },
 }
 
 impl CallError {
     fn failure(&self) -> Option<Failure> {
         Some(match self {
-            CallError::NotLoaded(_) => return None,
+            CallError::NotLoaded(_) | CallError::WrongWorld { .. } => return None,
             CallError::Deadline(_) => Failure::Deadline,
             CallError::OutOfMemory(_) => Failure::OutOfMemory,
             CallError::StackOverflow => Failure::StackOverflow,
@@ -108,8 +112,22 @@ pub struct LoadedPlugin {
     pub source: PathBuf,
     /// SHA-256 of the wasm bytes and the manifest text: a reload of identical files is a no-op.
     pub digest: String,
-    pre: ChannelAdapterPre<HostState>,
+    /// For an agent tool: what its `describe` said at load (with the manifest's approval flag).
+    pub tool: Option<ToolInfo>,
+    pre: Pre,
     counters: Arc<Counters>,
+}
+
+/// A compiled plugin ready to instantiate, by world.
+enum Pre {
+    Channel(ChannelAdapterPre<HostState>),
+    Tool(AgentToolPre<HostState>),
+}
+
+/// One fresh instance, by world.
+enum Instance {
+    Channel(ChannelAdapter),
+    Tool(AgentTool),
 }
 
 pub struct Runtime {
@@ -313,18 +331,64 @@ impl Runtime {
         Ok(convert::outcome_from_wit(outcome))
     }
 
+    /// One `poll` of a polling channel (Telegram `getUpdates`) after `cursor`. The inner `Err`
+    /// is the plugin's own error (the channel does not poll, the provider failed, ...).
+    pub async fn poll(&self, account: &Arc<AccountCtx>, cursor: Option<String>) -> Result<Result<PollBatch, String>, CallError> {
+        let mut call = self.begin(account).await?;
+        let r = call.run(|s, c| c.call_poll(s, cursor.as_deref())).await;
+        Ok(match call.finish(r)? {
+            Ok(batch) => {
+                call.check(convert::check_events(&batch.events))?;
+                call.check(match &batch.cursor {
+                    Some(c) if c.len() > convert::MAX_ID_BYTES => Err(format!("poll cursor of {} bytes (limit {})", c.len(), convert::MAX_ID_BYTES)),
+                    _ => Ok(()),
+                })?;
+                Ok(PollBatch { events: batch.events.into_iter().map(convert::event_from_wit).collect(), cursor: batch.cursor })
+            }
+            Err(e) => Err(e),
+        })
+    }
+
     /// A fresh instance of the account's plugin, as it is loaded now.
     async fn begin(&self, account: &Arc<AccountCtx>) -> Result<Call, CallError> {
         let plugin = self.plugin(&account.plugin).ok_or_else(|| CallError::NotLoaded(account.plugin.clone()))?;
         plugin.counters.call();
         let mut store = self.new_store(&plugin, account);
-        let inst = plugin.pre.instantiate_async(&mut store).await;
+        let inst = match &plugin.pre {
+            Pre::Channel(pre) => pre.instantiate_async(&mut store).await.map(Instance::Channel),
+            Pre::Tool(pre) => pre.instantiate_async(&mut store).await.map(Instance::Tool),
+        };
         let mut call = Call { store, plugin, inst: None };
         match inst {
             Ok(i) => call.inst = Some(i),
             Err(e) => return Err(call.fail(e)),
         }
         Ok(call)
+    }
+
+    /// Every loaded agent tool, by name.
+    pub fn tools(&self) -> Vec<ToolInfo> {
+        let mut v: Vec<ToolInfo> = read(&self.plugins).values().filter_map(|p| p.tool.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Runs agent tool `ctx.plugin` on `args` (JSON) in a fresh sandboxed instance. The inner
+    /// `Err` is the tool's own answer (bad arguments, a failure it reports).
+    pub async fn invoke_tool(&self, ctx: &Arc<AccountCtx>, args: String) -> Result<Result<String, ToolError>, CallError> {
+        let mut call = self.begin(ctx).await?;
+        let r = call.run_tool(|s, t| t.call_invoke(s, &args)).await?;
+        let r = call.finish(r)?;
+        if let Ok(out) = &r
+            && out.len() > convert::MAX_TOOL_RESULT_BYTES
+        {
+            return Err(call.count(CallError::OutputTooLarge(format!(
+                "tool result of {} bytes (limit {})",
+                out.len(),
+                convert::MAX_TOOL_RESULT_BYTES
+            ))));
+        }
+        Ok(r.map_err(convert::tool_error_from_wit))
     }
 
     fn new_store(&self, plugin: &LoadedPlugin, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
@@ -364,10 +428,11 @@ fn new_store(engine: &Engine, services: &HostServices, limits: &Limits, account:
 struct Call {
     store: WasmStore<HostState>,
     plugin: Arc<LoadedPlugin>,
-    inst: Option<ChannelAdapter>,
+    inst: Option<Instance>,
 }
 
 type Channel = bindings::channel::Guest;
+type Tool = bindings::tool::Guest;
 
 impl Call {
     /// Runs one export under the wall-clock cap.
@@ -376,9 +441,26 @@ impl Call {
         F: FnOnce(&'a mut WasmStore<HostState>, &'a Channel) -> Fut,
         Fut: std::future::Future<Output = wasmtime::Result<R>> + 'a,
     {
-        let inst = self.inst.as_ref().expect("begin returns only instantiated calls");
+        let Some(Instance::Channel(inst)) = self.inst.as_ref() else {
+            // A tool loaded under a name an account uses as its channel.
+            let e = CallError::WrongWorld { plugin: self.plugin.manifest.name.clone(), expected: "channel" };
+            return Ok(Err(wasmtime::Error::msg(e.to_string())));
+        };
         let wall = self.plugin.limits.call_wall_time;
         tokio::time::timeout(wall, f(&mut self.store, inst.switchboard_plugin_channel())).await
+    }
+
+    /// [`Call::run`] for an agent tool's export.
+    async fn run_tool<'a, R, F, Fut>(&'a mut self, f: F) -> Result<Result<wasmtime::Result<R>, tokio::time::error::Elapsed>, CallError>
+    where
+        F: FnOnce(&'a mut WasmStore<HostState>, &'a Tool) -> Fut,
+        Fut: std::future::Future<Output = wasmtime::Result<R>> + 'a,
+    {
+        let Some(Instance::Tool(inst)) = self.inst.as_ref() else {
+            return Err(CallError::WrongWorld { plugin: self.plugin.manifest.name.clone(), expected: "agent-tool" });
+        };
+        let wall = self.plugin.limits.call_wall_time;
+        Ok(tokio::time::timeout(wall, f(&mut self.store, inst.switchboard_plugin_tool())).await)
     }
 
     fn finish<R>(&mut self, r: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>) -> Result<R, CallError> {

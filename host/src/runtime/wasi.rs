@@ -45,6 +45,19 @@ pub(super) const LINKED: &[&str] = &[
     "wasi:random/insecure-seed",
 ];
 
+/// The host type behind a resource of a [`LINKED`] interface, for stubs that re-use it.
+pub(super) fn linked_resource(interface: &str, item: &str) -> Option<wasmtime::component::ResourceType> {
+    use wasmtime::component::ResourceType;
+    use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, IoError};
+    Some(match (interface, item) {
+        ("wasi:io/poll", "pollable") => ResourceType::host::<DynPollable>(),
+        ("wasi:io/streams", "input-stream") => ResourceType::host::<DynInputStream>(),
+        ("wasi:io/streams", "output-stream") => ResourceType::host::<DynOutputStream>(),
+        ("wasi:io/error", "error") => ResourceType::host::<IoError>(),
+        _ => return None,
+    })
+}
+
 struct IoTable;
 
 impl HasData for IoTable {

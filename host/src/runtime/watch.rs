@@ -44,6 +44,9 @@ pub async fn watch_dir(runtime: &Runtime, dir: &Path, mut shutdown: watch::Recei
         return tracing::error!(dir = %dir.display(), error = %e, "cannot watch plugins dir; hot reload is off");
     }
     tracing::info!(dir = %dir.display(), "watching plugins for changes");
+    // Whatever changed between the startup load and the watch being in place: a rescan
+    // (identical files are no-ops; errors are kept in `load_errors`).
+    let _ = runtime.load_all(dir).await;
     loop {
         let first = tokio::select! {
             p = rx.recv() => p,

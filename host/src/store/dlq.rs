@@ -14,11 +14,13 @@ use serde::{Deserialize, Serialize};
 pub enum DeadKind {
     Outbound,
     Inbound,
+    /// An event push delivery gave up on.
+    Push,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// `out:<message id>` or `in:<event id>`.
+    /// `out:<message id>`, `in:<event id>` or `push:<event id>`.
     pub id: String,
     pub kind: DeadKind,
     pub account: String,
@@ -39,6 +41,18 @@ impl DeadLetter {
             reason,
             dead_at_ms: now,
             tries: row.attempts.len() as u32,
+            item: serde_json::to_value(row).expect("serializable"),
+        }
+    }
+
+    pub(super) fn push(row: &super::push::PushRow, reason: String, now: u64) -> Self {
+        Self {
+            id: format!("push:{}", row.id),
+            kind: DeadKind::Push,
+            account: row.account.clone(),
+            reason,
+            dead_at_ms: now,
+            tries: row.attempts,
             item: serde_json::to_value(row).expect("serializable"),
         }
     }
@@ -68,9 +82,9 @@ pub(super) fn put(txn: &WriteTransaction, dl: &DeadLetter) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Accepts `out:ID`, `in:ID`, or a bare message id (`msg_…`) for convenience.
+/// Accepts `out:ID`, `in:ID`, `push:ID`, or a bare message id (`msg_…`) for convenience.
 fn normalise(id: &str) -> String {
-    if id.starts_with("out:") || id.starts_with("in:") { id.to_string() } else { format!("out:{id}") }
+    if id.starts_with("out:") || id.starts_with("in:") || id.starts_with("push:") { id.to_string() } else { format!("out:{id}") }
 }
 
 impl Store {
@@ -134,6 +148,13 @@ impl Store {
                         row.visible_at_ms = now;
                         txn.open_table(INBOX)?.insert(row.id, tables::encode(&row).as_slice())?;
                         txn.open_table(INBOX_READY)?.insert((now, row.id), ())?;
+                    }
+                    DeadKind::Push => {
+                        let mut row: super::push::PushRow = serde_json::from_value(dl.item)
+                            .map_err(|e| StoreError::Codec { table: "dead_letters", reason: e.to_string() })?;
+                        row.attempts = 0;
+                        row.last_error = None;
+                        super::push::requeue_in(txn, row, now)?;
                     }
                 }
                 out.redriven.push(id);

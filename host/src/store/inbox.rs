@@ -2,7 +2,7 @@
 //! that grows on every grant, so an ack from a consumer whose lease expired and was re-granted
 //! is refused instead of deleting the new holder's work.
 
-use super::tables::{self, INBOX, INBOX_READY};
+use super::tables::{self, INBOX, INBOX_HELD, INBOX_READY};
 use super::{Store, StoreError};
 use crate::model::InboundEvent;
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
@@ -33,8 +33,12 @@ pub struct ClaimRequest {
     pub lease_ms: u64,
     pub consumer: String,
     pub account: Option<String>,
+    /// Only events of this conversation.
+    pub conversation: Option<String>,
     /// An event already handed out this many times goes to the dead-letter queue instead.
     pub max_deliveries: u32,
+    /// Events the consumer may hold under unexpired leases, this claim included.
+    pub max_held: usize,
 }
 
 /// An event handed to a consumer, as the API returns it.
@@ -56,6 +60,13 @@ pub struct InboxClaim {
     pub lease: String,
     pub lease_expires_at_ms: u64,
     pub events: Vec<ClaimedEvent>,
+    /// Events among these whose previous lease ran out unacked (for `/metrics`).
+    #[serde(skip)]
+    pub expired_leases: usize,
+    /// Set when nothing was claimed because the consumer already holds this many events
+    /// (`max_held`): it must ack or nack first.
+    #[serde(skip)]
+    pub held_limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -111,17 +122,24 @@ impl Store {
 }
 
 fn claim_in(txn: &WriteTransaction, req: ClaimRequest, now: u64) -> Result<InboxClaim, StoreError> {
+    let held = held_by(txn, &req.consumer, now)?;
+    if held >= req.max_held {
+        return Ok(InboxClaim { lease: String::new(), lease_expires_at_ms: 0, events: Vec::new(), expired_leases: 0, held_limit: Some(held) });
+    }
+    let max = req.max.min(req.max_held - held);
     let mut inbox = txn.open_table(INBOX)?;
     let mut ready = txn.open_table(INBOX_READY)?;
+    let mut holds = txn.open_table(INBOX_HELD)?;
     let token = tables::next_counter(txn, "fence")?;
     let expires = now + req.lease_ms;
     let mut events = Vec::new();
+    let mut expired_leases = 0;
     let due: Vec<(u64, u64)> = ready
         .range((0, 0)..=(now, u64::MAX))?
         .map(|r| r.map(|(k, _)| k.value()))
         .collect::<Result<_, _>>()?;
     for (at, id) in due {
-        if events.len() >= req.max {
+        if events.len() >= max {
             break;
         }
         let Some(bytes) = inbox.get(id)?.map(|v| v.value().to_vec()) else {
@@ -129,18 +147,25 @@ fn claim_in(txn: &WriteTransaction, req: ClaimRequest, now: u64) -> Result<Inbox
             continue;
         };
         let mut row: InboxRow = tables::decode("inbox", &bytes)?;
-        if req.account.as_ref().is_some_and(|a| *a != row.account) {
+        if req.account.as_ref().is_some_and(|a| *a != row.account)
+            || req.conversation.as_ref().is_some_and(|c| *c != row.event.conversation)
+        {
             continue;
         }
         ready.remove((at, id))?;
+        if let Some(old) = &row.lease {
+            holds.remove((old.consumer.as_str(), id))?;
+        }
         if row.deliveries >= req.max_deliveries {
             inbox.remove(id)?;
             super::dlq::put(txn, &super::dlq::DeadLetter::inbound(&row, now))?;
             continue;
         }
+        expired_leases += usize::from(row.lease.is_some());
         row.deliveries += 1;
         row.visible_at_ms = expires;
         row.lease = Some(InboxLease { token, consumer: req.consumer.clone(), expires_at_ms: expires });
+        holds.insert((req.consumer.as_str(), id), expires)?;
         ready.insert((expires, id), ())?;
         inbox.insert(id, tables::encode(&row).as_slice())?;
         events.push(ClaimedEvent {
@@ -152,7 +177,25 @@ fn claim_in(txn: &WriteTransaction, req: ClaimRequest, now: u64) -> Result<Inbox
             event: row.event,
         });
     }
-    Ok(InboxClaim { lease: token.to_string(), lease_expires_at_ms: expires, events })
+    Ok(InboxClaim { lease: token.to_string(), lease_expires_at_ms: expires, events, expired_leases, held_limit: None })
+}
+
+/// Events `consumer` holds under unexpired leases; entries of expired leases are dropped.
+fn held_by(txn: &WriteTransaction, consumer: &str, now: u64) -> Result<usize, StoreError> {
+    let mut holds = txn.open_table(INBOX_HELD)?;
+    let entries: Vec<(u64, u64)> = holds
+        .range((consumer, 0)..=(consumer, u64::MAX))?
+        .map(|r| r.map(|(k, v)| (k.value().1, v.value())))
+        .collect::<Result<_, _>>()?;
+    let mut held = 0;
+    for (id, expires) in entries {
+        if expires > now {
+            held += 1;
+        } else {
+            holds.remove((consumer, id))?;
+        }
+    }
+    Ok(held)
 }
 
 type InboxTable<'t> = redb::Table<'t, u64, &'static [u8]>;
@@ -182,6 +225,9 @@ fn settle(
         if token.is_none() || row.lease.as_ref().map(|l| l.token) != token {
             out.rejected.push(id_str.clone());
             continue;
+        }
+        if let Some(l) = &row.lease {
+            txn.open_table(INBOX_HELD)?.remove((l.consumer.as_str(), row.id))?;
         }
         op(&mut inbox, &mut ready, &mut row)?;
         out.acked.push(id_str.clone());

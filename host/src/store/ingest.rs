@@ -1,9 +1,10 @@
 //! Inbound webhook events: dedupe, inbox rows, conversation state and outbound status changes,
 //! all in the caller's one (group-committed) transaction.
 
+use super::history::{self, Direction, HistoryEntry, HistoryOptions};
 use super::inbox::InboxRow;
 use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_READY, key2};
-use super::{Store, StoreError, outbox};
+use super::{Store, StoreError, outbox, push, tools};
 use crate::model::{EventKind, InboundEvent};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -21,19 +22,74 @@ pub struct IngestOutcome {
     pub status_updates: usize,
 }
 
+/// How one account's events are routed and what they may resolve (from its config).
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Senders whose YES/NO resolves the conversation's pending approvals.
+    pub approvers: Vec<String>,
+    /// Push delivery of the account's events, when configured.
+    pub push: Option<PushRoute>,
+    /// Conversation history and session limits; `None` keeps no history.
+    pub history: Option<HistoryOptions>,
+}
+
+/// Which events go to the push queue, and whether they stay pullable too.
+#[derive(Debug, Clone, Default)]
+pub struct PushRoute {
+    /// `None`: every kind.
+    pub kinds: Option<Vec<EventKind>>,
+    pub pull_too: bool,
+}
+
+/// What a stored webhook set in motion besides the inbox rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestEffects {
+    /// Tool calls approved by a YES in this webhook: run them now that it is durable.
+    pub approved_calls: Vec<String>,
+    /// Approvals resolved (YES or NO).
+    pub approvals_resolved: usize,
+    /// Events queued for push delivery.
+    pub pushed: usize,
+    /// Events queued in the pull inbox.
+    pub pullable: usize,
+}
+
+/// The result of [`Store::ingest_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    Stored(IngestOutcome, IngestEffects),
+    /// Nothing was written: a message would open a session beyond the account's cap.
+    SessionLimit { open: usize },
+}
+
 /// What the host remembers of a conversation between messages.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct ConversationState {
     pub last_inbound_ms: Option<u64>,
+    /// Owned by [`history`]; carried through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_ms: Option<u64>,
 }
 
 impl Store {
     /// Stores a verified webhook's events. Events seen before (same account and provider
     /// event id, within the dedupe TTL) are counted as duplicates and write nothing.
     pub async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome, StoreError> {
+        match self.ingest_with(req, IngestOptions::default()).await? {
+            Ingested::Stored(outcome, _) => Ok(outcome),
+            Ingested::SessionLimit { .. } => unreachable!("no history options, no session limit"),
+        }
+    }
+
+    /// [`Store::ingest`] with the account's routing: approval replies resolve pending
+    /// approvals in the same transaction, events go to the push queue and/or the pull inbox,
+    /// and messages are kept in the conversation history.
+    pub async fn ingest_with(&self, req: IngestRequest, opts: IngestOptions) -> Result<Ingested, StoreError> {
         let now = self.now_ms();
         let ttl = self.opts.dedupe_ttl_ms;
-        self.write(move |txn| ingest_in(txn, req, now, ttl)).await
+        self.write(move |txn| ingest_in(txn, req, opts, now, ttl)).await
     }
 
     /// When the conversation last heard from the user (for 24-hour windows).
@@ -70,8 +126,34 @@ impl Store {
     }
 }
 
-fn ingest_in(txn: &WriteTransaction, req: IngestRequest, now: u64, ttl: u64) -> Result<IngestOutcome, StoreError> {
+/// Conversations a batch would open new sessions in (before anything is written).
+fn check_sessions(txn: &WriteTransaction, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
+    let dedupe = txn.open_table(DEDUPE)?;
+    let mut opening = std::collections::BTreeSet::new();
+    for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
+        let key = key2(&req.account, &e.provider_event_id);
+        if dedupe.get(key.as_str())?.is_some_and(|exp| exp.value() > now) {
+            continue;
+        }
+        if history::opens_session(txn, &req.account, &e.conversation, now, h)? {
+            opening.insert(e.conversation.as_str());
+        }
+    }
+    if opening.is_empty() {
+        return Ok(None);
+    }
+    let open = history::open_sessions(txn, &req.account, now, h, h.max_open_sessions)?;
+    Ok((open + opening.len() > h.max_open_sessions).then_some(open))
+}
+
+fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
+    if let Some(h) = &opts.history
+        && let Some(open) = check_sessions(txn, &req, h, now)?
+    {
+        return Ok(Ingested::SessionLimit { open });
+    }
     let mut out = IngestOutcome::default();
+    let mut effects = IngestEffects::default();
     let mut dedupe = txn.open_table(DEDUPE)?;
     let mut expiry = txn.open_table(DEDUPE_EXPIRY)?;
     for event in req.events {
@@ -99,7 +181,30 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, now: u64, ttl: u64) -> 
         if matches!(event.kind, EventKind::Message | EventKind::Reaction) {
             touch_conversation(txn, &req.account, &event.conversation, now)?;
         }
+        if event.kind == EventKind::Message
+            && let (Some(sender), Some(reply)) = (&event.sender, event.text.as_deref().and_then(crate::model::approval_reply))
+            && opts.approvers.iter().any(|a| crate::model::same_sender(sender, a))
+        {
+            let (approved, resolved) = tools::resolve_in(txn, &req.account, &event.conversation, reply, sender, now)?;
+            effects.approved_calls.extend(approved);
+            effects.approvals_resolved += resolved;
+        }
         let id = tables::next_counter(txn, "inbox_seq")?;
+        if let Some(h) = &opts.history
+            && matches!(event.kind, EventKind::Message | EventKind::Reaction)
+        {
+            let entry = HistoryEntry {
+                seq: 0,
+                direction: Direction::Inbound,
+                at_ms: now,
+                session: 0,
+                kind: Some(event.kind),
+                sender: event.sender.clone(),
+                text: event.text.clone(),
+                id: id.to_string(),
+            };
+            history::record(txn, &req.account, &event.conversation, entry, now, h)?;
+        }
         let row = InboxRow {
             id,
             account: req.account.clone(),
@@ -110,11 +215,19 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, now: u64, ttl: u64) -> 
             lease: None,
             event,
         };
-        txn.open_table(INBOX)?.insert(id, tables::encode(&row).as_slice())?;
-        txn.open_table(INBOX_READY)?.insert((now, id), ())?;
+        let pushed = opts.push.as_ref().is_some_and(|p| p.kinds.as_ref().is_none_or(|k| k.contains(&row.event.kind)));
+        if pushed {
+            push::enqueue_in(txn, &row, now)?;
+            effects.pushed += 1;
+        }
+        if !pushed || opts.push.as_ref().is_some_and(|p| p.pull_too) {
+            txn.open_table(INBOX)?.insert(id, tables::encode(&row).as_slice())?;
+            txn.open_table(INBOX_READY)?.insert((now, id), ())?;
+            effects.pullable += 1;
+        }
         out.stored += 1;
     }
-    Ok(out)
+    Ok(Ingested::Stored(out, effects))
 }
 
 fn touch_conversation(txn: &WriteTransaction, account: &str, conversation: &str, now: u64) -> Result<(), StoreError> {
@@ -127,4 +240,128 @@ fn touch_conversation(txn: &WriteTransaction, account: &str, conversation: &str,
     state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
     t.insert(key.as_str(), tables::encode(&state).as_slice())?;
     Ok(())
+}
+
+/// Poll cursors: account → what to pass to the plugin's next `poll` (Telegram: the next
+/// `getUpdates` offset). Written only together with the events it covers.
+const POLL_CURSORS: redb::TableDefinition<'_, &str, &str> = redb::TableDefinition::new("poll_cursors");
+
+/// The result of [`Store::ingest_polled`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// Written (or refused by the session limit, with nothing written and the cursor kept).
+    Stored(Ingested),
+    /// The lease token no longer holds the poller's lease: nothing was written.
+    Fenced,
+}
+
+impl Store {
+    /// Stores a poll's events and the new cursor in one transaction, only if `token` still
+    /// holds the lease on `lease_resource` (the poller's fencing check). Dedupe works as for
+    /// webhooks, so events polled again after a lost commit are duplicates.
+    pub async fn ingest_polled(
+        &self,
+        req: IngestRequest,
+        opts: IngestOptions,
+        lease_resource: &str,
+        token: u64,
+        cursor: Option<String>,
+    ) -> Result<Polled, StoreError> {
+        let now = self.now_ms();
+        let ttl = self.opts.dedupe_ttl_ms;
+        let resource = lease_resource.to_string();
+        self.write(move |txn| {
+            if !super::leases::lease_holds(txn, &resource, token, now)? {
+                return Ok(Polled::Fenced);
+            }
+            let account = req.account.clone();
+            let ingested = ingest_in(txn, req, opts, now, ttl)?;
+            if let (Ingested::Stored(..), Some(c)) = (&ingested, cursor) {
+                txn.open_table(POLL_CURSORS)?.insert(account.as_str(), c.as_str())?;
+            }
+            Ok(Polled::Stored(ingested))
+        })
+        .await
+    }
+
+    /// The cursor committed by the account's last poll, if any.
+    pub fn poll_cursor(&self, account: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.read()?;
+        let table = match txn.open_table(POLL_CURSORS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(table.get(account)?.map(|v| v.value().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::model::{EventKind, InboundEvent};
+    use crate::store::{Acquire, StoreOptions};
+    use std::sync::Arc;
+
+    fn event(id: &str) -> InboundEvent {
+        InboundEvent {
+            provider_event_id: id.into(),
+            kind: EventKind::Message,
+            conversation: "42".into(),
+            sender: Some("42".into()),
+            text: Some(format!("m{id}")),
+            timestamp_ms: None,
+            status: None,
+            payload: serde_json::json!({}),
+        }
+    }
+
+    impl Store {
+        async fn ingest_polled2(&self, req: IngestRequest, lease: &str, token: u64, cursor: Option<String>) -> Result<Polled, StoreError> {
+            self.ingest_polled(req, IngestOptions::default(), lease, token, cursor).await
+        }
+    }
+
+    fn stored(stored: usize, duplicates: usize) -> Polled {
+        Polled::Stored(Ingested::Stored(IngestOutcome { stored, duplicates, status_updates: 0 }, IngestEffects { pullable: stored, ..Default::default() }))
+    }
+
+    fn req(ids: &[&str]) -> IngestRequest {
+        IngestRequest { account: "tg".into(), correlation_id: "c".into(), events: ids.iter().map(|i| event(i)).collect() }
+    }
+
+    #[tokio::test]
+    async fn events_and_cursor_commit_together_and_only_under_the_live_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_000);
+        let store = Store::open(&dir.path().join("p.redb"), Arc::new(clock.clone()), StoreOptions::default()).unwrap();
+        assert_eq!(store.poll_cursor("tg").unwrap(), None);
+        let Acquire::Granted(a) = store.lease_acquire("poll:tg", "a", 1_000).await.unwrap() else { panic!() };
+
+        let out = store.ingest_polled2(req(&["1", "2"]), "poll:tg", a.token, Some("3".into())).await.unwrap();
+        assert_eq!(out, stored(2, 0));
+        assert_eq!(store.poll_cursor("tg").unwrap().as_deref(), Some("3"));
+        // Polled again (say the previous commit's answer was lost): duplicates, same cursor.
+        let out = store.ingest_polled2(req(&["2", "3"]), "poll:tg", a.token, Some("4".into())).await.unwrap();
+        assert_eq!(out, stored(1, 1));
+        // `None` keeps the cursor.
+        store.ingest_polled2(req(&[]), "poll:tg", a.token, None).await.unwrap();
+        assert_eq!(store.poll_cursor("tg").unwrap().as_deref(), Some("4"));
+
+        // The lease expires and `b` takes it: `a`'s late write is fenced and changes nothing.
+        clock.advance_ms(1_001);
+        let Acquire::Granted(b) = store.lease_acquire("poll:tg", "b", 1_000).await.unwrap() else { panic!() };
+        let out = store.ingest_polled2(req(&["9"]), "poll:tg", a.token, Some("10".into())).await.unwrap();
+        assert_eq!(out, Polled::Fenced);
+        assert_eq!(store.poll_cursor("tg").unwrap().as_deref(), Some("4"));
+        // An expired lease nobody took is not held either.
+        clock.advance_ms(1_001);
+        assert_eq!(store.ingest_polled2(req(&["9"]), "poll:tg", b.token, None).await.unwrap(), Polled::Fenced);
+        let Acquire::Granted(b2) = store.lease_acquire("poll:tg", "b", 1_000).await.unwrap() else { panic!() };
+        let out = store.ingest_polled2(req(&["4", "9"]), "poll:tg", b2.token, Some("10".into())).await.unwrap();
+        assert_eq!(out, stored(2, 0));
+        assert_eq!(store.poll_cursor("tg").unwrap().as_deref(), Some("10"));
+        store.close().await;
+    }
 }

@@ -8,12 +8,16 @@
 
 mod dlq;
 mod error;
+mod history;
 mod inbox;
 mod ingest;
 mod kv;
 mod leases;
+mod ops;
 mod outbox;
+mod push;
 mod tables;
+mod tools;
 mod writer;
 
 #[cfg(test)]
@@ -22,8 +26,13 @@ mod tests;
 pub use dlq::{DeadKind, DeadLetter, RedriveResult};
 pub use error::StoreError;
 pub use leases::{Acquire, LeaseRecord};
+pub use ops::{BackupSummary, OutboxCensus};
+pub use writer::CommitObserver;
 pub use inbox::{AckResult, ClaimRequest, ClaimedEvent, InboxClaim};
-pub use ingest::{IngestOutcome, IngestRequest};
+pub use history::{Direction, HistoryEntry, HistoryOptions, SessionLimit};
+pub use ingest::{IngestEffects, IngestOptions, IngestOutcome, IngestRequest, Ingested, PushRoute, Polled};
+pub use push::{ClaimedPush, PushDisposition, PushRow};
+pub use tools::{ApprovalInfo, CallEnd, CallStatus, ToolCall};
 pub use outbox::{
     Attempt, ClaimedMessage, Disposition, EnqueueOutcome, MessageStatus, NewMessage, OutboxRow, Priority, RecordResult,
 };
@@ -52,6 +61,8 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// The redb file (for the online backup).
+    path: Arc<std::path::PathBuf>,
     writer: Writer,
     clock: SharedClock,
     opts: Arc<StoreOptions>,
@@ -66,7 +77,7 @@ impl Store {
         let db = Arc::new(Database::create(path)?);
         tables::create_all(&db)?;
         let writer = Writer::start(db.clone(), opts.max_batch);
-        Ok(Self { db, writer, clock, opts: Arc::new(opts) })
+        Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -90,6 +101,12 @@ impl Store {
     /// Statistics for `/metrics` and benchmarks: (transactions, requests) committed so far.
     pub fn commit_stats(&self) -> (u64, u64) {
         self.writer.stats()
+    }
+
+    /// Calls `f(commit latency, requests in the batch)` after every group commit (for
+    /// `/metrics`). The first observer set stays.
+    pub fn on_commit(&self, f: CommitObserver) {
+        self.writer.on_commit(f);
     }
 
     /// Stops the writer after it has committed everything already submitted.

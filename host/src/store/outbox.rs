@@ -138,6 +138,8 @@ pub enum EnqueueOutcome {
 pub struct ClaimedMessage {
     pub row: OutboxRow,
     pub token: u64,
+    /// The message was claimed before and that lease ran out (its holder stalled or died).
+    pub reclaimed: bool,
 }
 
 /// What the worker decided after an attempt.
@@ -386,12 +388,13 @@ fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, no
             }
             let token = tables::next_counter(txn, "fence")?;
             let expires = now + lease_ms;
+            let reclaimed = row.lease.is_some();
             row.status = MessageStatus::Sending;
             row.lease = Some(OutboxLease { token, expires_at_ms: expires });
             row.updated_at_ms = now;
             move_due(txn, &mut row, Some(expires))?;
             txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
-            claimed.push(ClaimedMessage { row, token });
+            claimed.push(ClaimedMessage { row, token, reclaimed });
         }
     }
     Ok(claimed)

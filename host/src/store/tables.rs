@@ -36,6 +36,30 @@ pub const IDEMPOTENCY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("
 pub const CONVERSATIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("conversations");
 /// `plugin \0 key` → value.
 pub const PLUGIN_KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("plugin_kv");
+/// Agent-tool invocations by id (`call_…`), approvals included.
+pub const TOOL_CALLS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tool_calls");
+/// Calls awaiting approval: (account \0 conversation, call id); one reply resolves a whole range.
+pub const APPROVALS_PENDING: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("approvals_pending");
+/// Calls awaiting approval by expiry: (expires ms, call id).
+pub const APPROVALS_EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("approvals_expiry");
+/// Calls approved and not yet started.
+pub const APPROVED_CALLS: TableDefinition<'_, &str, ()> = TableDefinition::new("approved_calls");
+/// Calls running now (failed at the next start if the process dies).
+pub const RUNNING_CALLS: TableDefinition<'_, &str, ()> = TableDefinition::new("running_calls");
+/// Push deliveries by event id.
+pub const PUSH: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("push");
+/// Due push deliveries: (due ms, event id); in-flight ones sit at their lease expiry.
+pub const PUSH_DUE: TableDefinition<'_, (u64, u64), ()> = TableDefinition::new("push_due");
+/// Per-conversation FIFO of push deliveries: (account \0 conversation, event id). Only the
+/// head is delivered, so an agent sees a conversation's events in order.
+pub const PUSH_CONV: TableDefinition<'_, (&str, u64), ()> = TableDefinition::new("push_conv");
+/// Inbox events held under a lease, by consumer: (consumer, event id) → lease expiry ms.
+pub const INBOX_HELD: TableDefinition<'_, (&str, u64), u64> = TableDefinition::new("inbox_held");
+/// Conversation history: (account \0 conversation, seq) → entry; trimmed to the retention.
+pub const HISTORY: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("history");
+/// Last activity of each conversation: (account, last activity ms, conversation), to count
+/// an account's open sessions.
+pub const SESSION_ACTIVITY: TableDefinition<'_, (&str, u64, &str), ()> = TableDefinition::new("session_activity");
 /// Counters: inbox sequence, fencing tokens.
 pub const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
@@ -56,6 +80,17 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CONVERSATIONS)?;
     txn.open_table(PLUGIN_KV)?;
     txn.open_table(META)?;
+    txn.open_table(TOOL_CALLS)?;
+    txn.open_table(APPROVALS_PENDING)?;
+    txn.open_table(APPROVALS_EXPIRY)?;
+    txn.open_table(APPROVED_CALLS)?;
+    txn.open_table(RUNNING_CALLS)?;
+    txn.open_table(PUSH)?;
+    txn.open_table(PUSH_DUE)?;
+    txn.open_table(PUSH_CONV)?;
+    txn.open_table(INBOX_HELD)?;
+    txn.open_table(HISTORY)?;
+    txn.open_table(SESSION_ACTIVITY)?;
     txn.commit()?;
     Ok(())
 }

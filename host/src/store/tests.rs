@@ -87,7 +87,7 @@ proptest! {
                         assert_eq!(out.stored, stored);
                     }
                     Op::Claim { max, lease_ms } => {
-                        let got = store.claim_inbox(ClaimRequest { max, lease_ms, consumer: "t".into(), account: None, max_deliveries: MAX_DELIVERIES }).await.unwrap();
+                        let got = store.claim_inbox(ClaimRequest { max, lease_ms, consumer: "t".into(), account: None, conversation: None, max_deliveries: MAX_DELIVERIES, max_held: usize::MAX }).await.unwrap();
                         let mut due: Vec<(u64, u64)> = model.events.iter().filter(|(_, e)| e.0 <= now).map(|(id, e)| (e.0, *id)).collect();
                         due.sort();
                         let token: u64 = got.lease.parse().unwrap();

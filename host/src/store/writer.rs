@@ -8,8 +8,9 @@
 
 use super::StoreError;
 use redb::{Database, WriteTransaction};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 trait Pending: Send {
@@ -47,10 +48,14 @@ enum Msg {
     Close(oneshot::Sender<()>),
 }
 
+/// Told the latency and size of every group commit.
+pub type CommitObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
+
 #[derive(Default)]
 struct Stats {
     transactions: AtomicU64,
     requests: AtomicU64,
+    observer: OnceLock<CommitObserver>,
 }
 
 #[derive(Clone)]
@@ -86,6 +91,10 @@ impl Writer {
         (self.stats.transactions.load(Ordering::Relaxed), self.stats.requests.load(Ordering::Relaxed))
     }
 
+    pub(super) fn on_commit(&self, f: CommitObserver) {
+        let _ = self.stats.observer.set(f);
+    }
+
     pub(super) async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Close(tx)).is_ok() {
@@ -113,9 +122,13 @@ fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize
         if batch.is_empty() {
             continue;
         }
+        let started = Instant::now();
         let result = commit_batch(&db, &mut batch);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(observe) = stats.observer.get() {
+            observe(started.elapsed(), batch.len());
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, batch = batch.len(), "store transaction failed; batch rolled back");
         }

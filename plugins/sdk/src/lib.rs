@@ -33,8 +33,9 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq, Eq],
 });
 
-/// The trait a channel plugin implements.
-pub use exports::switchboard::plugin::channel::Guest as Channel;
+/// The generated export trait; every [`Channel`] implements it (blanket impl below), so
+/// `export!` takes any `Channel`.
+pub use exports::switchboard::plugin::channel::Guest as ChannelExports;
 /// The raw host imports (`log`, `now_ms`, `kv_get`, `kv_set`, `secret`, `setting`, `http_fetch`).
 pub use switchboard::plugin::host as imports;
 /// The WIT types (`HttpRequest`, `InboundEvent`, `DeliveryOutcome`, ...).
@@ -61,6 +62,43 @@ pub use tool::exports::switchboard::plugin::tool::Guest as Tool;
 
 /// Re-exported so plugins use the same `serde_json` as the helpers.
 pub use serde_json;
+
+/// The trait a channel plugin implements: the `channel` interface of the WIT, with a default
+/// for what most channels do not need (`poll`: only polled providers such as Telegram's
+/// `getUpdates` implement it).
+pub trait Channel {
+    fn describe() -> ChannelInfo;
+    /// A provider's handshake (GET subscription checks, signed POST challenges such as Slack's
+    /// `url_verification`), or `None`. The host calls it for POSTs after verification and
+    /// before `parse_inbound`.
+    fn handshake(request: HttpRequest) -> Option<HttpResponse>;
+    fn parse_inbound(request: HttpRequest) -> Result<Vec<InboundEvent>, ParseError>;
+    fn deliver(message: OutboundMessage) -> DeliveryOutcome;
+    /// Long-poll channels only: what arrived after `cursor`. The default says this channel
+    /// does not poll.
+    fn poll(cursor: Option<String>) -> Result<PollBatch, String> {
+        let _ = cursor;
+        Err("this channel does not poll".to_string())
+    }
+}
+
+impl<T: Channel> ChannelExports for T {
+    fn describe() -> ChannelInfo {
+        <T as Channel>::describe()
+    }
+    fn handshake(request: HttpRequest) -> Option<HttpResponse> {
+        <T as Channel>::handshake(request)
+    }
+    fn parse_inbound(request: HttpRequest) -> Result<Vec<InboundEvent>, ParseError> {
+        <T as Channel>::parse_inbound(request)
+    }
+    fn deliver(message: OutboundMessage) -> DeliveryOutcome {
+        <T as Channel>::deliver(message)
+    }
+    fn poll(cursor: Option<String>) -> Result<PollBatch, String> {
+        <T as Channel>::poll(cursor)
+    }
+}
 
 pub mod config;
 pub mod http;

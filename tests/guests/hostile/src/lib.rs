@@ -65,7 +65,7 @@ impl Channel for Hostile {
                 let f: fn(u64) -> u64 = black_box(recurse);
                 DeliveryOutcome::Delivered(format!("{}", f(black_box(u64::MAX))))
             }
-            "huge" => DeliveryOutcome::Delivered("x".repeat(32 << 20)),
+            "huge" => DeliveryOutcome::Delivered("x".repeat(16 << 20)),
             "fs" => match std::fs::read("/etc/passwd") {
                 Ok(b) => probe(format!("read {} bytes", b.len())),
                 Err(e) => probe(format!("fs error: {e}")),

@@ -1,0 +1,330 @@
+//! `switchboard-bench`: drives a running Switchboard on 127.0.0.1 and reports throughput and
+//! latency percentiles (hdrhistogram). It stops by itself after `--duration` or `--requests`,
+//! and refuses any target that is not a loopback address.
+//!
+//! - `ingest`: signed WhatsApp text webhooks (~1 KiB, unique wamids) to `POST /webhooks/{account}`,
+//!   one keep-alive HTTP/1.1 connection per `--connections`.
+//! - `dispatch`: `POST /v1/messages` while playing the Graph API itself on `--mock`, measuring
+//!   end-to-end time from the POST to the provider receiving the message (queue lag).
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use sha2::Sha256;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+#[derive(Parser)]
+struct Cli {
+    /// Daemon base URL; must be a loopback address.
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    url: String,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Stop after this many seconds…
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// …or after this many requests, whichever comes first.
+    #[arg(long, default_value_t = u64::MAX)]
+    requests: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    Ingest {
+        #[arg(long, default_value = "wa-main")]
+        account: String,
+        #[arg(long)]
+        app_secret: String,
+    },
+    Dispatch {
+        #[arg(long, default_value = "wa-main")]
+        account: String,
+        #[arg(long)]
+        api_token: String,
+        /// Address the mock Graph API listens on (the account's api_base must point here).
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        mock: SocketAddr,
+    },
+}
+
+fn loopback(url: &str) -> Result<SocketAddr> {
+    let u = url::Url::parse(url)?;
+    let host = u.host_str().context("url has no host")?;
+    let addr: SocketAddr = format!("{host}:{}", u.port_or_known_default().unwrap_or(80)).parse().context("url host must be an IP")?;
+    if !addr.ip().is_loopback() {
+        bail!("refusing to target {addr}: the load generator only targets loopback addresses");
+    }
+    Ok(addr)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Result<Sender> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+fn webhook_body(n: u64) -> Vec<u8> {
+    // Shaped like a real WhatsApp text webhook, padded to about 1 KiB.
+    let body = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242922" },
+            "contacts": [{ "profile": { "name": "Load Test" }, "wa_id": format!("1650{:07}", n % 10_000_000) }],
+            "messages": [{ "from": format!("1650{:07}", n % 10_000_000), "id": format!("wamid.BENCH{n:016}"),
+                "timestamp": "1749416383", "type": "text",
+                "text": { "body": format!("load test message {n} {}", "x".repeat(560)) } }]
+        }}]}]
+    });
+    body.to_string().into_bytes()
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+struct Run {
+    next: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+    stop: AtomicBool,
+    hist: Mutex<Histogram<u64>>,
+}
+
+impl Run {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            next: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            hist: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds")),
+        })
+    }
+
+    /// The next sequence number, or `None` when the run is over.
+    fn take(&self, limit: u64) -> Option<u64> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        (n < limit).then_some(n)
+    }
+}
+
+fn report(name: &str, run: &Run, elapsed: Duration, hist: &Histogram<u64>) {
+    let ok = run.ok.load(Ordering::Relaxed);
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": name,
+            "ok": ok,
+            "errors": run.errors.load(Ordering::Relaxed),
+            "seconds": elapsed.as_secs_f64(),
+            "per_second": ok as f64 / elapsed.as_secs_f64(),
+            "p50_ms": us(0.50), "p90_ms": us(0.90), "p99_ms": us(0.99), "max_ms": hist.max() as f64 / 1000.0,
+        })
+    );
+}
+
+async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Result<()> {
+    let run = Run::new();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..cli.connections {
+        let (run, account, secret, limit, host) = (run.clone(), account.to_string(), secret.to_string(), cli.requests, addr.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await?;
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            while let Some(n) = run.take(limit) {
+                let body = webhook_body(n);
+                let req = Request::post(format!("/webhooks/{account}"))
+                    .header("host", &host)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sign(&secret, &body))
+                    .body(Full::new(Bytes::from(body)))?;
+                let t = Instant::now();
+                let ok = match sender.send_request(req).await {
+                    Ok(resp) => drain(resp).await == 200,
+                    Err(_) => {
+                        sender = connect(addr).await?;
+                        false
+                    }
+                };
+                local.record(t.elapsed().as_micros() as u64)?;
+                if ok { &run.ok } else { &run.errors }.fetch_add(1, Ordering::Relaxed);
+            }
+            run.hist.lock().await.add(&local)?;
+            anyhow::Ok(())
+        }));
+    }
+    stop_after(run.clone(), Duration::from_secs(cli.duration));
+    for t in tasks {
+        t.await??;
+    }
+    let hist = run.hist.lock().await;
+    report("ingest", &run, start.elapsed(), &hist);
+    Ok(())
+}
+
+async fn drain(resp: Response<hyper::body::Incoming>) -> u16 {
+    let status = resp.status().as_u16();
+    let _ = resp.into_body().collect().await;
+    status
+}
+
+fn stop_after(run: Arc<Run>, d: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(d).await;
+        run.stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Plays the Graph API: records when each message (its text carries the send time) arrives.
+async fn mock_graph(addr: SocketAddr, epoch: Instant, lag: Arc<Mutex<Histogram<u64>>>, received: Arc<AtomicU64>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind mock on {addr}"))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (lag, received) = (lag.clone(), received.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (lag, received) = (lag.clone(), received.clone());
+                    async move {
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                        if let Some(sent_us) = v["text"]["body"].as_str().and_then(|t| t.strip_prefix("t=")).and_then(|t| t.parse::<u64>().ok()) {
+                            let now_us = epoch.elapsed().as_micros() as u64;
+                            let _ = lag.lock().await.record(now_us.saturating_sub(sent_us).max(1));
+                        }
+                        let n = received.fetch_add(1, Ordering::Relaxed);
+                        let ok = format!(r#"{{"messaging_product":"whatsapp","messages":[{{"id":"wamid.B{n}"}}]}}"#);
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(ok))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock: SocketAddr) -> Result<()> {
+    if !mock.ip().is_loopback() {
+        bail!("the mock must listen on loopback");
+    }
+    let epoch = Instant::now();
+    let lag = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    let received = Arc::new(AtomicU64::new(0));
+    mock_graph(mock, epoch, lag.clone(), received.clone()).await?;
+    let run = Run::new();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..cli.connections {
+        let (run, account, token, limit, host) = (run.clone(), account.to_string(), token.to_string(), cli.requests, addr.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await?;
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            while let Some(n) = run.take(limit) {
+                let sent_us = epoch.elapsed().as_micros() as u64;
+                // Distinct recipients, so per-recipient limits and conversation order don't serialise the run.
+                let body = serde_json::json!({ "account": account, "to": format!("1650{:07}", n % 10_000_000), "text": format!("t={sent_us}") });
+                let req = Request::post("/v1/messages")
+                    .header("host", &host)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", format!("bench-{}-{n}", std::process::id()))
+                    .body(Full::new(Bytes::from(body.to_string())))?;
+                let t = Instant::now();
+                let ok = match sender.send_request(req).await {
+                    Ok(resp) => drain(resp).await == 202,
+                    Err(_) => {
+                        sender = connect(addr).await?;
+                        false
+                    }
+                };
+                local.record(t.elapsed().as_micros() as u64)?;
+                if ok { &run.ok } else { &run.errors }.fetch_add(1, Ordering::Relaxed);
+            }
+            run.hist.lock().await.add(&local)?;
+            anyhow::Ok(())
+        }));
+    }
+    stop_after(run.clone(), Duration::from_secs(cli.duration));
+    for t in tasks {
+        t.await??;
+    }
+    let accepted = run.ok.load(Ordering::Relaxed);
+    // Wait (bounded) for the queue to drain to the mock.
+    let drain_deadline = Instant::now() + Duration::from_secs(cli.duration.max(10) * 3);
+    while received.load(Ordering::Relaxed) < accepted && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed();
+    let hist = run.hist.lock().await;
+    report("dispatch_accept", &run, elapsed, &hist);
+    let lag = lag.lock().await;
+    let got = received.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": "dispatch_end_to_end",
+            "delivered": got,
+            "accepted": accepted,
+            "seconds": elapsed.as_secs_f64(),
+            "per_second": got as f64 / elapsed.as_secs_f64(),
+            "lag_p50_ms": lag.value_at_quantile(0.5) as f64 / 1000.0,
+            "lag_p99_ms": lag.value_at_quantile(0.99) as f64 / 1000.0,
+            "lag_max_ms": lag.max() as f64 / 1000.0,
+        })
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let addr = loopback(&cli.url)?;
+    match &cli.scenario {
+        Scenario::Ingest { account, app_secret } => ingest(&cli, addr, account, app_secret).await,
+        Scenario::Dispatch { account, api_token, mock } => dispatch(&cli, addr, account, api_token, *mock).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        assert!(loopback("http://127.0.0.1:8787").is_ok());
+        assert!(loopback("http://[::1]:8787").is_ok());
+        assert!(loopback("http://10.0.0.1:8787").is_err());
+        assert!(loopback("http://192.168.1.2").is_err());
+    }
+
+    #[test]
+    fn webhook_bodies_are_about_a_kibibyte_and_unique() {
+        let (a, b) = (webhook_body(1), webhook_body(2));
+        assert!((900..1300).contains(&a.len()), "{}", a.len());
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,17 @@
+//! Native unit tests against recorded Telegram updates and Bot API answers in `fixtures/`.
+
+mod inbound;
+mod outbound;
+
+use std::path::PathBuf;
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn describe_names_the_scheme() {
+    let info = crate::channel_info();
+    assert_eq!((info.name.as_str(), info.verify_scheme.as_str()), ("telegram", "telegram-secret-token"));
+}

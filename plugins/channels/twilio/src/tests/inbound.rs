@@ -1,0 +1,108 @@
+use serde_json::Value;
+use switchboard_sdk::{DeliveryState, EventKind, InboundEvent, ParseError};
+
+use super::fixture;
+use crate::inbound::parse;
+
+const OUT_SID: &str = "SMb7e4c1a0d9f8e7d6c5b4a3928170f6e5";
+
+fn one(name: &str) -> InboundEvent {
+    let mut events = parse(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    assert_eq!(events.len(), 1, "{name}");
+    events.remove(0)
+}
+
+fn payload(e: &InboundEvent) -> Value {
+    serde_json::from_str(&e.payload).unwrap()
+}
+
+#[test]
+fn incoming_sms() {
+    let e = one("sms_text.form");
+    assert_eq!(e.kind, EventKind::Message);
+    assert_eq!(e.provider_event_id, "SM3f9a1c2b4d5e6f708192a3b4c5d6e7f8");
+    assert_eq!(e.conversation, "+14155551234");
+    assert_eq!(e.sender.as_deref(), Some("+14155551234"));
+    assert_eq!(e.text.as_deref(), Some("Is my order on its way?"));
+    assert_eq!(e.status, None);
+    let p = payload(&e);
+    assert_eq!(p["type"], "text");
+    assert_eq!(p["channel"], "sms");
+    assert_eq!(p["to"], "+15550001111");
+    assert_eq!(p["raw"]["FromCity"], "SAN FRANCISCO");
+}
+
+#[test]
+fn incoming_whatsapp_image() {
+    let e = one("whatsapp_image.form");
+    assert_eq!(e.kind, EventKind::Message);
+    assert_eq!(e.provider_event_id, "MM8c1a4b7e2d3f4a5b6c7d8e9f0a1b2c3d");
+    assert_eq!(e.conversation, "whatsapp:+14155551234");
+    assert_eq!(e.text.as_deref(), Some("This is how it looks"));
+    let p = payload(&e);
+    assert_eq!(p["type"], "media");
+    assert_eq!(p["channel"], "whatsapp");
+    assert_eq!(p["profile_name"], "Sheena Nelson");
+    assert_eq!(p["wa_id"], "14155551234");
+    assert_eq!(p["media"].as_array().unwrap().len(), 1);
+    assert_eq!(p["media"][0]["content_type"], "image/jpeg");
+    assert!(p["media"][0]["url"].as_str().unwrap().ends_with("/Media/ME2a5c7e9b1d3f5a7c9e1b3d5f7a9c1e3b"));
+}
+
+#[test]
+fn whatsapp_button_and_location_without_body() {
+    let e = parse(b"MessageSid=SM1&From=whatsapp%3A%2B1415&To=whatsapp%3A%2B1555&SmsStatus=received&NumMedia=0&ButtonText=Yes&ButtonPayload=confirm").unwrap().remove(0);
+    assert_eq!(e.text.as_deref(), Some("Yes"));
+    assert_eq!(payload(&e)["button"]["payload"], "confirm");
+    let e = parse(b"MessageSid=SM2&From=whatsapp%3A%2B1415&To=x&NumMedia=0&Latitude=37.77&Longitude=-122.41&Address=Main+St").unwrap().remove(0);
+    assert_eq!(e.kind, EventKind::Message);
+    assert_eq!(e.text, None);
+    assert_eq!(payload(&e)["location"]["latitude"], "37.77");
+}
+
+#[test]
+fn status_callbacks() {
+    for (name, state, label) in [
+        ("status_sent.form", DeliveryState::Sent, "sent"),
+        ("status_delivered.form", DeliveryState::Delivered, "delivered"),
+    ] {
+        let e = one(name);
+        assert_eq!(e.kind, EventKind::Status);
+        assert_eq!(e.provider_event_id, format!("{OUT_SID}:{label}"));
+        assert_eq!(e.conversation, "+14155551234");
+        let st = e.status.unwrap();
+        assert_eq!(st.provider_message_id, OUT_SID);
+        assert_eq!(st.state, state);
+        assert_eq!(st.error, None);
+    }
+}
+
+#[test]
+fn failed_statuses_carry_the_error_code() {
+    let e = one("status_undelivered.form");
+    let st = e.status.unwrap();
+    assert_eq!(st.state, DeliveryState::Failed);
+    assert_eq!(st.error.unwrap().code, "30003");
+    let e = one("status_failed_63016.form");
+    assert_eq!(e.provider_event_id, "SM52e1c7d3a9b04f6e8d2c1b0a9f8e7d6c:failed");
+    assert_eq!(e.conversation, "whatsapp:+14155551234");
+    let err = e.status.unwrap().error.unwrap();
+    assert_eq!(err.code, "63016");
+    assert!(err.reason.contains("template"), "{}", err.reason);
+}
+
+#[test]
+fn intermediate_statuses_are_kept_as_unsupported() {
+    let e = one("status_queued.form");
+    assert_eq!(e.kind, EventKind::Unsupported);
+    assert_eq!(e.provider_event_id, format!("{OUT_SID}:queued"));
+    assert_eq!(e.status, None);
+    assert_eq!(payload(&e)["status"], "queued");
+}
+
+#[test]
+fn not_a_messaging_webhook() {
+    assert!(matches!(parse(b"CallSid=CA1&CallStatus=ringing"), Err(ParseError::Unexpected(_))));
+    assert!(matches!(parse(br#"{"MessageSid":"SM1"}"#), Err(ParseError::Unexpected(_))));
+    assert!(matches!(parse(b"MessageSid=SM1&Body=hi"), Err(ParseError::Malformed(_))));
+}
