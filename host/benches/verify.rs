@@ -29,16 +29,16 @@ fn bench(c: &mut Criterion) {
     let secret = Secret::new("bench-secret");
     let req = meta_request("bench-secret");
     c.bench_function("verify/meta-sha256/1KiB", |b| {
-        b.iter(|| verify(Scheme::MetaSha256, VerifyInput { secret: Some(&secret), public_url: None, now_ms: 0 }, black_box(&req)).unwrap())
+        b.iter(|| verify(Scheme::MetaSha256, &VerifyInput { secret: Some(&secret), public_url: None, now_ms: 0 }, black_box(&req)).unwrap())
     });
     let mut gh = req.clone();
     gh.headers[0].0 = "x-hub-signature-256".into();
     c.bench_function("verify/github-sha256/1KiB", |b| {
-        b.iter(|| verify(Scheme::GithubSha256, VerifyInput { secret: Some(&secret), public_url: None, now_ms: 0 }, black_box(&gh)).unwrap())
+        b.iter(|| verify(Scheme::GithubSha256, &VerifyInput { secret: Some(&secret), public_url: None, now_ms: 0 }, black_box(&gh)).unwrap())
     });
     let tg = HttpRequest { headers: vec![("x-telegram-bot-api-secret-token".into(), "bench-secret".into())], ..req.clone() };
     c.bench_function("verify/telegram-secret-token", |b| {
-        b.iter(|| verify(Scheme::TelegramSecretToken, VerifyInput { secret: Some(&secret), public_url: None, now_ms: 0 }, black_box(&tg)).unwrap())
+        b.iter(|| verify(Scheme::TelegramSecretToken, &VerifyInput { secret: Some(&secret), public_url: None, now_ms: 0 }, black_box(&tg)).unwrap())
     });
 }
 
