@@ -68,16 +68,18 @@ impl Sandbox {
         Self { d, mock, _dir: dir }
     }
 
-    fn evil(&self) -> Arc<AccountCtx> {
-        self.d.daemon.app().accounts.ready("evil").expect("the hostile account starts").clone()
-    }
-
     /// Calls the hostile plugin's `deliver` directly, with `command` as the message text.
     async fn hostile(&self, command: &str) -> (Result<DeliveryOutcome, CallError>, Duration) {
+        self.hostile_on("evil", command).await
+    }
+
+    /// [`Self::hostile`] on account `account` (which uses the hostile plugin).
+    async fn hostile_on(&self, account: &str, command: &str) -> (Result<DeliveryOutcome, CallError>, Duration) {
+        let ctx: Arc<AccountCtx> = self.d.daemon.app().accounts.ready(account).expect("the hostile account starts").clone();
         let body = MessageBody::Text(command.to_string());
         let msg = Outbound {
             id: "m1",
-            account: "evil",
+            account,
             to: "someone",
             conversation: "someone",
             body: &body,
@@ -86,13 +88,17 @@ impl Sandbox {
             idempotency_key: None,
         };
         let t = Instant::now();
-        let r = self.d.daemon.app().runtime.deliver(&self.evil(), msg).await;
+        let r = self.d.daemon.app().runtime.deliver(&ctx, msg).await;
         (r, t.elapsed())
     }
 
     /// What a probe command saw (the plugin reports it as a `permanent` failure `probe`).
     async fn probe(&self, command: &str) -> String {
-        match self.hostile(command).await.0 {
+        self.probe_on("evil", command).await
+    }
+
+    async fn probe_on(&self, account: &str, command: &str) -> String {
+        match self.hostile_on(account, command).await.0 {
             Ok(DeliveryOutcome::Permanent { code, reason }) if code == "probe" => reason,
             other => panic!("{command}: expected a probe report, got {other:?}"),
         }
@@ -223,6 +229,45 @@ async fn capability_probes_get_errors_and_nothing_leaks() {
     let (r, _) = s.hostile("clock").await;
     assert!(matches!(&r, Err(CallError::Trap(m)) if m.contains("wasi:clocks")), "{r:?}");
     s.d.stop().await;
+}
+
+/// Two accounts on the hostile plugin: they share its kv namespace by default, and each gets its
+/// own when the manifest says `kv_scope = "account"` (neither can read or overwrite the other's).
+#[tokio::test]
+async fn kv_is_per_account_when_the_plugin_asks() {
+    for scope in ["plugin", "account"] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        install_plugin(&plugins_dir(), "whatsapp-cloud", &plugins);
+        install_plugin(&guests_dir(), "hostile", &plugins);
+        let manifest = plugins.join("hostile.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, format!("kv_scope = \"{scope}\"\n{text}")).unwrap();
+        let mock = MockProvider::start().await;
+        let second = "\n[accounts.evil-two]\nplugin = \"hostile\"\nsecrets = { app_secret = \"s2\", token = \"t2\" }\n";
+        let cfg = config(dir.path(), &plugins, &mock.base_url(), "http://127.0.0.1:9")
+            + second
+            + &format!("settings = {{ api_base = \"{}\" }}\nallowed_hosts = [\"{}\"]\n", mock.base_url(), mock.base_url());
+        let d = TestDaemon::start_with(Config::parse(&cfg, "test").unwrap(), ManualClock::new(T0)).await;
+        let s = Sandbox { d, mock, _dir: dir };
+
+        assert_eq!(s.probe_on("evil", "kv-set cursor from-evil").await, "set");
+        let seen_by_two = s.probe_on("evil-two", "kv-get cursor").await;
+        if scope == "plugin" {
+            assert_eq!(seen_by_two, "cursor=Some(\"from-evil\")", "one namespace for the plugin");
+        } else {
+            assert_eq!(seen_by_two, "cursor=None", "another account's key is invisible");
+            // Spellings that would alias the other account's namespace find nothing either.
+            let seen = s.probe_on("evil-two", "kv-get hostile@evil\u{0}cursor @evil\u{0}cursor ../evil/cursor").await;
+            assert!(!seen.contains("from-evil"), "{seen}");
+            assert_eq!(s.probe_on("evil-two", "kv-set cursor from-two").await, "set");
+            assert_eq!(s.probe_on("evil", "kv-get cursor").await, "cursor=Some(\"from-evil\")", "not overwritten");
+            assert_eq!(s.probe_on("evil-two", "kv-get cursor").await, "cursor=Some(\"from-two\")");
+            // …and the plugin-wide namespace is not where they went.
+            assert_eq!(s.d.daemon.app().store.kv_get("hostile", "cursor").unwrap(), None);
+        }
+        s.d.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ impl Host for HostState {
         if key.len() > MAX_KV_KEY {
             wasmtime::bail!("kv key longer than {MAX_KV_KEY} bytes");
         }
-        Ok(self.services.store.kv_get(&self.plugin, &key)?)
+        Ok(self.services.store.kv_get(&self.kv_ns, &key)?)
     }
 
     async fn kv_set(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
@@ -44,7 +44,7 @@ impl Host for HostState {
             wasmtime::bail!("kv key over {MAX_KV_KEY} bytes or value over {MAX_KV_VALUE} bytes");
         }
         let t = Instant::now();
-        let r = self.services.store.kv_set(&self.plugin, &key, value).await;
+        let r = self.services.store.kv_set(&self.kv_ns, &key, value).await;
         self.host_time += t.elapsed();
         Ok(r?)
     }

@@ -29,6 +29,32 @@ pub struct Manifest {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub settings: BTreeMap<String, SettingSpec>,
+    /// Where the plugin's `kv-get`/`kv-set` keys live: `plugin` (default: one namespace the
+    /// plugin shares across all its accounts, e.g. a cache of provider metadata) or `account`
+    /// (each account its own namespace, e.g. a per-bot cursor or chat migration map, so one
+    /// account's state can never be read or clobbered through another's calls).
+    #[serde(default)]
+    pub kv_scope: KvScope,
+}
+
+/// See [`Manifest::kv_scope`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KvScope {
+    #[default]
+    Plugin,
+    Account,
+}
+
+impl KvScope {
+    /// The store namespace for `plugin` calling on behalf of `account`. Plugin names are
+    /// `[a-z0-9_-]`, so the `@` keeps an account namespace from aliasing any plugin's.
+    pub fn namespace(self, plugin: &str, account: &str) -> String {
+        match self {
+            KvScope::Plugin => plugin.to_string(),
+            KvScope::Account => format!("{plugin}@{account}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -174,6 +200,16 @@ mod tests {
         let star = OK.replace("\"api.example.com\",", "\"*\",");
         assert!(Manifest::parse(&star).unwrap_err().contains("agent-tool"));
         assert!(Manifest::parse(&OK.replace("channel-adapter", "other")).unwrap_err().contains("not supported"));
+    }
+
+    #[test]
+    fn kv_scope_defaults_to_the_plugin_and_an_account_scope_never_aliases_a_plugin() {
+        assert_eq!(Manifest::parse(OK).unwrap().kv_scope, KvScope::Plugin);
+        let m = Manifest::parse(&format!("kv_scope = \"account\"\n{OK}")).unwrap();
+        assert_eq!(m.kv_scope, KvScope::Account);
+        assert_eq!(KvScope::Account.namespace("demo", "a"), "demo@a");
+        assert_ne!(KvScope::Account.namespace("demo", "a"), KvScope::Account.namespace("demo", "b"));
+        assert!(Manifest::parse(&format!("kv_scope = \"global\"\n{OK}")).is_err());
     }
 
     #[test]

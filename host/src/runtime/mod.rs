@@ -152,6 +152,9 @@ pub(crate) struct HostState {
     stderr: wasi::StderrTail,
     account: Arc<AccountCtx>,
     plugin: Arc<str>,
+    /// The plugin's kv namespace for this call (the plugin's, or the account's within it when
+    /// its manifest says `kv_scope = "account"`).
+    kv_ns: Arc<str>,
     services: HostServices,
     started: Instant,
     /// Time spent inside host imports, excluded from the guest's deadline.
@@ -392,11 +395,18 @@ impl Runtime {
     }
 
     fn new_store(&self, plugin: &LoadedPlugin, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
-        new_store(&self.engine, &self.services, &plugin.limits, account)
+        let kv_ns = plugin.manifest.kv_scope.namespace(&plugin.manifest.name, &account.id);
+        new_store(&self.engine, &self.services, &plugin.limits, account, kv_ns)
     }
 }
 
-fn new_store(engine: &Engine, services: &HostServices, limits: &Limits, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
+fn new_store(
+    engine: &Engine,
+    services: &HostServices,
+    limits: &Limits,
+    account: &Arc<AccountCtx>,
+    kv_ns: String,
+) -> WasmStore<HostState> {
     let stderr = wasi::StderrTail::default();
     let state = HostState {
         wasi: wasi::ctx(stderr.clone()),
@@ -405,6 +415,7 @@ fn new_store(engine: &Engine, services: &HostServices, limits: &Limits, account:
         stderr,
         account: account.clone(),
         plugin: Arc::from(account.plugin.as_str()),
+        kv_ns: Arc::from(kv_ns),
         services: services.clone(),
         started: Instant::now(),
         host_time: Duration::ZERO,
