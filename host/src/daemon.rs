@@ -52,11 +52,15 @@ pub struct ShutdownReport {
 
 impl Daemon {
     pub async fn start(config: Config, clock: SharedClock) -> Result<Self, StartError> {
-        let db_path = config.redb_path();
         systemd::status("starting: opening the store");
         remove_backup_leftovers(&config.data_dir);
-        let store = Store::open(&db_path, clock.clone(), StoreOptions { dedupe_ttl_ms: config.dedupe_ttl_ms, ..Default::default() })
-            .map_err(|source| StartError::Store { path: db_path.display().to_string(), source })?;
+        let location = config
+            .store_location()
+            .map_err(|e| StartError::Store { path: "store.url".into(), source: StoreError::Io(e.to_string()) })?;
+        let opts = StoreOptions { dedupe_ttl_ms: config.dedupe_ttl_ms, ..Default::default() };
+        let store = Store::connect(&location, clock.clone(), opts)
+            .await
+            .map_err(|source| StartError::Store { path: location.describe(), source })?;
         let metrics = Arc::new(Metrics::new());
         store.on_commit(metrics.commit_observer());
         let services = HostServices { store: store.clone(), egress: Egress::new(Duration::from_secs(30), 1 << 20), clock: clock.clone() };
@@ -127,10 +131,12 @@ impl Daemon {
         tracing::info!(%addr, "listening");
         // Store open, plugins loaded, accounts resolved, listener bound (it queues connections
         // from here on, and the server task accepts them): only now tell systemd we are ready.
-        let supervisor = systemd::enabled().then(|| {
-            systemd::ready(&systemd::status_line(&app));
-            tokio::spawn(systemd::supervise(app.clone(), rx))
-        });
+        let supervisor = if systemd::enabled() {
+            systemd::ready(&systemd::status_line(&app, &crate::metrics::StoreGauges::read(&app.store).await));
+            Some(tokio::spawn(systemd::supervise(app.clone(), rx)))
+        } else {
+            None
+        };
         Ok(Self { addr, app, shutdown, tasks, supervisor })
     }
 
@@ -140,7 +146,7 @@ impl Daemon {
 
     /// Applies a reloaded config (SIGHUP) or, given the reason it could not be read, keeps
     /// the running one. See [`crate::reload`] for what reloads and what needs a restart.
-    pub fn reload(&self, next: Result<Config, String>) -> Result<ReloadReport, String> {
+    pub async fn reload(&self, next: Result<Config, String>) -> Result<ReloadReport, String> {
         systemd::reloading();
         let result = match next {
             Ok(config) => {
@@ -161,9 +167,10 @@ impl Daemon {
             }
         };
         crate::metrics::ConfigReloaded { ok: result.is_ok() }.emit(&self.app.metrics);
+        let gauges = crate::metrics::StoreGauges::read(&self.app.store).await;
         let line = match &result {
-            Ok(_) => systemd::status_line(&self.app),
-            Err(_) => format!("{} (last reload FAILED, see the log)", systemd::status_line(&self.app)),
+            Ok(_) => systemd::status_line(&self.app, &gauges),
+            Err(_) => format!("{} (last reload FAILED, see the log)", systemd::status_line(&self.app, &gauges)),
         };
         systemd::ready(&line);
         result

@@ -316,7 +316,7 @@ fn run(config_path: Option<PathBuf>) -> ExitCode {
     tracing::info!(
         config = %origin,
         listen = %config.listen,
-        store = %config.redb_path().display(),
+        store = %config.store_location().map(|l| l.describe()).unwrap_or_else(|e| e.to_string()),
         plugins_dir = %config.plugins_dir.display(),
         accounts = config.accounts.len(),
         "switchboard {} starting", env!("CARGO_PKG_VERSION")
@@ -341,7 +341,7 @@ fn run(config_path: Option<PathBuf>) -> ExitCode {
                         Some(p) => Config::load(p).map_err(|e| e.to_string()),
                         None => Err("started on embedded defaults (no config file): nothing to reload".into()),
                     };
-                    let _ = daemon.reload(next);
+                    let _ = daemon.reload(next).await;
                 }
                 Signal::Stop(name) => {
                     tracing::info!(signal = name, "shutting down");

@@ -198,10 +198,11 @@ impl Metrics {
         self.plugin_call_duration.get_or_create(&PluginCallLabels { plugin: plugin.to_string(), call }).observe(took.as_secs_f64());
     }
 
-    /// Reads the state gauges from `app` and encodes every metric. Blocking (store reads).
-    pub fn render(&self, app: &App) -> String {
+    /// Encodes every metric, with the store's gauges read just before (see
+    /// [`StoreGauges::read`]) and the rest read from `app` now.
+    pub fn render(&self, app: &App, store: StoreGauges) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = Scraped::read(app);
+        let fresh = Scraped::read(app, store);
         *self.scraped.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
@@ -453,14 +454,33 @@ struct Scraped {
     plugin_load_errors: i64,
 }
 
+/// What `/metrics` and the systemd status line show of the store. Read (async: the store may
+/// be a network away) before the synchronous rendering.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreGauges {
+    pub outbox: Option<OutboxCensus>,
+    pub dead_letters: Option<u64>,
+    pub inbox: Option<u64>,
+}
+
+impl StoreGauges {
+    pub async fn read(store: &crate::store::Store) -> Self {
+        Self {
+            outbox: store.outbox_census().await.ok(),
+            dead_letters: store.dlq_len().await.ok(),
+            inbox: store.inbox_len().await.ok(),
+        }
+    }
+}
+
 impl Scraped {
-    fn read(app: &App) -> Self {
+    fn read(app: &App, store: StoreGauges) -> Self {
         let now = app.clock.now_ms();
         let mut s = Scraped {
-            outbox: app.store.outbox_census().ok(),
+            outbox: store.outbox,
             now_ms: now,
-            dead_letters: app.store.dlq_len().ok(),
-            inbox: app.store.inbox_len().ok(),
+            dead_letters: store.dead_letters,
+            inbox: store.inbox,
             plugins: app.runtime.stats().into_iter().collect(),
             plugin_load_errors: app.runtime.load_errors().len() as i64,
             ..Default::default()

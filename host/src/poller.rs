@@ -166,7 +166,7 @@ async fn hold(app: &App, account: &str, lease: &mut Lease, opts: &PollerOptions,
             }
             continue;
         };
-        let cursor = match app.store.poll_cursor(account) {
+        let cursor = match app.store.poll_cursor(account).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(account = %account, error = %e, "reading the poll cursor failed");

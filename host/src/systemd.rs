@@ -53,7 +53,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 /// The one-line state shown by `systemctl status`.
-pub fn status_line(app: &App) -> String {
+pub fn status_line(app: &App, store: &crate::metrics::StoreGauges) -> String {
     let (mut ready, mut refused) = (0, 0);
     for (_, s) in app.accounts.iter() {
         match s {
@@ -65,10 +65,10 @@ pub fn status_line(app: &App) -> String {
     if refused > 0 {
         line.push_str(&format!(", {refused} refused (see /readyz)"));
     }
-    if let Ok(c) = app.store.outbox_census() {
+    if let Some(c) = store.outbox {
         line.push_str(&format!("; outbox {} queued, {} sending, {} retrying", c.queued, c.sending, c.retrying));
     }
-    if let Ok(n) = app.store.dlq_len()
+    if let Some(n) = store.dead_letters
         && n > 0
     {
         line.push_str(&format!("; {n} dead letter(s)"));
@@ -99,10 +99,8 @@ pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         if last_status.elapsed() >= STATUS_EVERY {
             last_status = tokio::time::Instant::now();
-            let a = app.clone();
-            if let Ok(line) = tokio::task::spawn_blocking(move || status_line(&a)).await {
-                status(&line);
-            }
+            let gauges = crate::metrics::StoreGauges::read(&app.store).await;
+            status(&status_line(&app, &gauges));
         }
     }
 }

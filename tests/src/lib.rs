@@ -169,6 +169,17 @@ impl TestDaemon {
 }
 
 /// Waits until `f` returns true, polling every 5 ms, for at most 10 s.
+/// [`eventually`] for conditions that read the store (its reads are async).
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..2_000 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..2_000 {
         if f() {

@@ -44,7 +44,7 @@ async fn an_endpoint_that_fails_twice_gets_the_event_three_times_each_signed() {
     d.clock.advance_ms(600_000);
     eventually("the third attempt", || agent.requests().len() == 3).await;
     let app = d.daemon.app().clone();
-    eventually("the event is settled", || app.store.push_len().unwrap() == 0).await;
+    eventually_async("the event is settled", || async { app.store.push_len().await.unwrap() == 0 }).await;
     d.clock.advance_ms(600_000);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 

@@ -162,7 +162,7 @@ async fn a_duplicate_storm_stores_one_event_per_webhook() {
         }
     }
     set.join_all().await;
-    assert_eq!(d.daemon.app().store.inbox_len().unwrap(), 100);
+    assert_eq!(d.daemon.app().store.inbox_len().await.unwrap(), 100);
     d.stop().await;
 }
 
@@ -204,7 +204,7 @@ async fn hostile_bodies_get_a_4xx_and_store_nothing() {
             Ok(())
         })
         .unwrap();
-    assert_eq!(d.daemon.app().store.inbox_len().unwrap(), 0, "nothing stored");
+    assert_eq!(d.daemon.app().store.inbox_len().await.unwrap(), 0, "nothing stored");
     let huge = "x".repeat(64 * 1024);
     let r = d.http.post(format!("{}/webhooks/wa-main", d.base)).header("x-huge", huge).body("{}").send().await.unwrap();
     assert!(r.status().is_client_error(), "huge header: {}", r.status());

@@ -15,7 +15,7 @@ async fn claim_then_ack_removes_the_event() {
     let (s, v) = d.api("/v1/inbox/ack", serde_json::json!({ "ids": [id], "lease": lease })).await;
     assert_eq!(s, 200);
     assert_eq!(v["acked"].as_array().unwrap().len(), 1);
-    assert_eq!(d.daemon.app().store.inbox_len().unwrap(), 0);
+    assert_eq!(d.daemon.app().store.inbox_len().await.unwrap(), 0);
     d.clock.advance_ms(3_600_000);
     assert_eq!(d.claim(10, 30_000).await["events"].as_array().unwrap().len(), 0);
     d.stop().await;

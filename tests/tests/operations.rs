@@ -638,8 +638,8 @@ async fn metrics_parse_as_openmetrics_and_move_as_a_scripted_scenario_expects() 
     assert_eq!(m.value(&n("outbox_lag_seconds"), &[]), 5.0);
     hold.notify_one();
 
-    d.daemon.reload(Ok(cfg)).unwrap();
-    d.daemon.reload(Err("broken".into())).unwrap_err();
+    d.daemon.reload(Ok(cfg)).await.unwrap();
+    d.daemon.reload(Err("broken".into())).await.unwrap_err();
     let (_, m) = scrape(&d).await;
     assert_eq!(m.value(&n("config_reloads_total"), &[("result", "ok")]), 1.0);
     assert_eq!(m.value(&n("config_reloads_total"), &[("result", "error")]), 1.0);
@@ -676,7 +676,7 @@ async fn a_reload_applies_accounts_tokens_and_limits_without_dropping_a_delivery
                 mock.base_url()
             ),
         );
-    let report = d.daemon.reload(Ok(Config::parse(&reloaded, "t").unwrap())).unwrap();
+    let report = d.daemon.reload(Ok(Config::parse(&reloaded, "t").unwrap())).await.unwrap();
     assert_eq!(report.needs_restart, ["listen"]);
     for change in ["accounts.wa-second (added)", "api_tokens", "delivery.rate_limits"] {
         assert!(report.applied.iter().any(|a| a == change), "{change} in {report:?}");
@@ -707,7 +707,7 @@ async fn a_reload_applies_accounts_tokens_and_limits_without_dropping_a_delivery
 
     // A reload that would break a running account keeps it running as it was.
     let broken = reloaded.replace(&format!("access_token = \"{ACCESS_TOKEN}\""), "access_token = \"file:/nonexistent/token\"");
-    let report = d.daemon.reload(Ok(Config::parse(&broken, "t").unwrap())).unwrap();
+    let report = d.daemon.reload(Ok(Config::parse(&broken, "t").unwrap())).await.unwrap();
     assert_eq!(report.kept.len(), 1, "{report:?}");
     assert_eq!(report.kept[0].0, "wa-main");
     let image = fixture("image.json");

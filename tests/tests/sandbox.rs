@@ -220,7 +220,7 @@ async fn capability_probes_get_errors_and_nothing_leaks() {
     assert_eq!(seen, "token=None whatsapp-cloud\u{0}token=None ../whatsapp-cloud/token=None");
     assert_eq!(s.probe("kv-set token evil-wrote").await, "set");
     assert_eq!(s.probe("kv-get token").await, "token=Some(\"evil-wrote\")");
-    assert_eq!(app.store.kv_get("whatsapp-cloud", "token").unwrap().as_deref(), Some(&b"wa-private"[..]));
+    assert_eq!(app.store.kv_get("whatsapp-cloud", "token").await.unwrap().as_deref(), Some(&b"wa-private"[..]));
 
     // WASI: an empty environment; no filesystem and no clocks at all (their imports trap).
     assert_eq!(s.probe("env").await, "[]");
@@ -264,7 +264,7 @@ async fn kv_is_per_account_when_the_plugin_asks() {
             assert_eq!(s.probe_on("evil", "kv-get cursor").await, "cursor=Some(\"from-evil\")", "not overwritten");
             assert_eq!(s.probe_on("evil-two", "kv-get cursor").await, "cursor=Some(\"from-two\")");
             // …and the plugin-wide namespace is not where they went.
-            assert_eq!(s.d.daemon.app().store.kv_get("hostile", "cursor").unwrap(), None);
+            assert_eq!(s.d.daemon.app().store.kv_get("hostile", "cursor").await.unwrap(), None);
         }
         s.d.stop().await;
     }

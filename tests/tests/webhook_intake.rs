@@ -42,7 +42,7 @@ async fn tampered_wrongly_signed_or_unsigned_webhooks_get_401_and_store_nothing(
     assert_eq!(d.webhook("wa-main", &body, None).await.status(), 401, "no header");
     assert_eq!(d.webhook("wa-main", &body, Some("sha256=zz")).await.status(), 401, "malformed header");
 
-    assert_eq!(d.daemon.app().store.inbox_len().unwrap(), 0);
+    assert_eq!(d.daemon.app().store.inbox_len().await.unwrap(), 0);
     assert_eq!(d.claim(10, 30_000).await["events"].as_array().unwrap().len(), 0);
     d.stop().await;
 }
@@ -65,7 +65,7 @@ async fn the_same_webhook_five_times_concurrently_yields_one_event() {
         stored += r.json::<serde_json::Value>().await.unwrap()["stored"].as_u64().unwrap();
     }
     assert_eq!(stored, 1);
-    assert_eq!(d.daemon.app().store.inbox_len().unwrap(), 1);
+    assert_eq!(d.daemon.app().store.inbox_len().await.unwrap(), 1);
     d.stop().await;
 }
 
@@ -129,6 +129,6 @@ async fn an_account_whose_secret_is_missing_does_not_start_and_answers_503() {
     assert_eq!(ready.status(), 503);
     let r: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(r["accounts"]["wa-main"]["ready"], false);
-    assert_eq!(d.daemon.app().store.inbox_len().unwrap(), 0);
+    assert_eq!(d.daemon.app().store.inbox_len().await.unwrap(), 0);
     d.stop().await;
 }

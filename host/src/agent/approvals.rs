@@ -76,7 +76,7 @@ pub async fn wait_for(app: &App, id: &str, wait: Duration) -> Result<Option<Tool
         let changed = app.agent.calls_changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let call = app.store.tool_call(id)?;
+        let call = app.store.tool_call(id).await?;
         let now = Instant::now();
         if call.as_ref().is_none_or(|c| c.status.is_final()) || now >= deadline || app.agent.is_stopping() {
             return Ok(call);
@@ -110,7 +110,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             Err(e) => tracing::error!(error = %e, "expiring approvals failed"),
         }
-        match app.store.approved_calls() {
+        match app.store.approved_calls().await {
             Ok(ids) => {
                 for id in ids {
                     let app = app.clone();

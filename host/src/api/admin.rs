@@ -19,12 +19,12 @@ pub struct ListQuery {
 }
 
 pub async fn dlq_list(_: Authorized, State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = app.store.dlq_list(q.limit.unwrap_or(100).min(10_000))?;
+    let items = app.store.dlq_list(q.limit.unwrap_or(100).min(10_000)).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
 pub async fn dlq_show(_: Authorized, State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    match app.store.dlq_get(&id)? {
+    match app.store.dlq_get(&id).await? {
         Some(dl) => Ok(Json(serde_json::to_value(dl).expect("serializable"))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("`{id}` is not in the dead-letter queue"))),
     }
@@ -51,21 +51,21 @@ pub async fn dlq_redrive(_: Authorized, State(app): State<Arc<App>>, body: Bytes
 }
 
 pub async fn outbox_list(_: Authorized, State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = app.store.list_messages(q.status, q.limit.unwrap_or(100).min(10_000))?;
+    let items = app.store.list_messages(q.status, q.limit.unwrap_or(100).min(10_000)).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
 pub async fn stats(_: Authorized, State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, ApiError> {
     let mut queued = serde_json::Map::new();
     for (id, _) in app.accounts.iter() {
-        let n = app.store.queued_count(&id)?;
+        let n = app.store.queued_count(&id).await?;
         queued.insert(id, n.into());
     }
     let (transactions, requests) = app.store.commit_stats();
     Ok(Json(serde_json::json!({
         "store": { "transactions": transactions, "requests": requests },
-        "inbox": app.store.inbox_len()?,
-        "dead_letters": app.store.dlq_len()?,
+        "inbox": app.store.inbox_len().await?,
+        "dead_letters": app.store.dlq_len().await?,
         "outbox_unfinished_by_account": queued,
     })))
 }

@@ -32,6 +32,6 @@ pub async fn messages(
         }
     };
     let limit = q.limit.unwrap_or(config.inbox.history_limit).clamp(1, config.inbox.history_limit);
-    let messages = app.store.history(&account, &conversation, limit)?;
+    let messages = app.store.history(&account, &conversation, limit).await?;
     Ok(Json(serde_json::json!({ "account": account, "conversation": conversation, "messages": messages })))
 }

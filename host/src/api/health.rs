@@ -22,7 +22,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json
     if draining {
         not_ready.push("shutting down".to_string());
     }
-    let store_ok = app.store.inbox_len().is_ok();
+    let store_ok = app.store.inbox_len().await.is_ok();
     if !store_ok {
         not_ready.push("store: unavailable".to_string());
     }
@@ -32,7 +32,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json
     let mut accounts = serde_json::Map::new();
     for (id, state) in app.accounts.iter() {
         let breaker = app.delivery.get(&id).map_or("closed", |p| p.breaker.state(now).name());
-        let poller = app.store.lease_get(&format!("poll:{id}")).ok().flatten().map(|l| {
+        let poller = app.store.lease_get(&format!("poll:{id}")).await.ok().flatten().map(|l| {
             serde_json::json!({ "holder": l.holder, "expires_at_ms": l.expires_at_ms, "live": l.expires_at_ms > now })
         });
         let v = match state {
@@ -83,7 +83,8 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json
 /// account ids and plugin names, never a secret or a phone number.
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let a = app.clone();
-    match tokio::task::spawn_blocking(move || a.metrics.render(&a)).await {
+    let gauges = crate::metrics::StoreGauges::read(&app.store).await;
+    match tokio::task::spawn_blocking(move || a.metrics.render(&a, gauges)).await {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }

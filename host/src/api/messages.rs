@@ -78,7 +78,7 @@ pub async fn create(_: Authorized, State(app): State<Arc<App>>, headers: HeaderM
 }
 
 pub async fn show(_: Authorized, State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    match app.store.message(&id)? {
+    match app.store.message(&id).await? {
         Some(row) => Ok(Json(row).into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no message `{id}`"))),
     }

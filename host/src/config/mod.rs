@@ -3,10 +3,12 @@
 
 mod agent;
 mod secret;
+mod store;
 mod walk;
 
 pub use agent::{AccountAgent, ApprovalsConfig, PushConfig, ToolConfig};
 pub use secret::{SecretError, SecretRef};
+pub use store::StoreConfig;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -201,6 +203,8 @@ pub struct Config {
     /// How long SIGTERM/SIGINT may take: in-flight deliveries finish within it, the rest are
     /// released, then the store is flushed and closed.
     pub shutdown_timeout_ms: u64,
+    /// Where the durable state lives (`store = { kind = ... }`).
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -220,6 +224,7 @@ impl Default for Config {
             tools: BTreeMap::new(),
             approvals: ApprovalsConfig::default(),
             shutdown_timeout_ms: 20_000,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -235,6 +240,7 @@ impl Config {
         if let Some(base) = path.parent() {
             cfg.data_dir = base.join(&cfg.data_dir);
             cfg.plugins_dir = base.join(&cfg.plugins_dir);
+            cfg.store.rebase(base);
         }
         Ok(cfg)
     }
@@ -249,14 +255,24 @@ impl Config {
         if w.issues.is_empty() { Ok(cfg) } else { Err(ConfigError::Invalid(w.issues)) }
     }
 
-    pub fn redb_path(&self) -> PathBuf {
-        self.data_dir.join("switchboard.redb")
+    /// The redb file of a redb store (`None` for PostgreSQL).
+    pub fn redb_path(&self) -> Option<PathBuf> {
+        match &self.store {
+            StoreConfig::RedbDefault => Some(self.data_dir.join("switchboard.redb")),
+            StoreConfig::Redb { path } => Some(path.clone()),
+            StoreConfig::Postgres { .. } => None,
+        }
+    }
+
+    /// Where the store lives, secrets resolved.
+    pub fn store_location(&self) -> Result<crate::store::StoreLocation, SecretError> {
+        self.store.location(&self.data_dir)
     }
 }
 
 const TOP_KEYS: &[&str] = &[
     "listen", "data_dir", "plugins_dir", "api_tokens", "max_body_bytes", "dedupe_ttl_hours",
-    "accounts", "plugins", "delivery", "inbox", "shutdown_timeout_ms", "tools", "approvals",
+    "accounts", "plugins", "delivery", "inbox", "shutdown_timeout_ms", "tools", "approvals", "store",
 ];
 const PLUGIN_KEYS: &[&str] = &["call_deadline_ms", "memory_mib"];
 const ACCOUNT_KEYS: &[&str] = &["plugin", "secrets", "settings", "public_url", "insecure", "retry", "rate_limits", "allowed_hosts"];
@@ -361,6 +377,7 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
     });
     let tools = agent::tools(w, t);
     let approvals = agent::approvals(w, t);
+    let store = store::parse(w, t);
     Config {
         listen,
         data_dir,
@@ -375,6 +392,7 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
         tools,
         approvals,
         shutdown_timeout_ms,
+        store,
     }
 }
 

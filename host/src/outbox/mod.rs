@@ -62,7 +62,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
     // Only a window we *know* is closed is refused here; with no record (e.g. history from
     // before this daemon) the provider decides and its error is classified as usual.
     if req.body.is_free_form() && has_window(app, &ctx.plugin) {
-        if let Some(last) = app.store.last_inbound_ms(&req.account, &conversation)? {
+        if let Some(last) = app.store.last_inbound_ms(&req.account, &conversation).await? {
             let closes = last + WINDOW_MS;
             if app.clock.now_ms() >= closes {
                 return Err(SendError::OutsideWindow { closed_at_ms: closes });
@@ -70,7 +70,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
         }
     }
     let history = crate::agent::history_options(&app.current_config());
-    if let Err(limit) = app.store.session_admits(&req.account, &conversation, &history)? {
+    if let Err(limit) = app.store.session_admits(&req.account, &conversation, &history).await? {
         return Err(SendError::SessionLimit { account: req.account, open: limit.open });
     }
     let fingerprint = {

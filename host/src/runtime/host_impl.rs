@@ -36,7 +36,7 @@ impl Host for HostState {
         if key.len() > MAX_KV_KEY {
             wasmtime::bail!("kv key longer than {MAX_KV_KEY} bytes");
         }
-        Ok(self.services.store.kv_get(&self.kv_ns, &key)?)
+        Ok(self.services.store.kv_get(&self.kv_ns, &key).await?)
     }
 
     async fn kv_set(&mut self, key: String, value: Option<Vec<u8>>) -> wasmtime::Result<()> {

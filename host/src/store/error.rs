@@ -13,6 +13,12 @@ pub enum StoreError {
     Io(String),
     #[error("the store is closed")]
     Closed,
+    /// PostgreSQL (connection, query, or pool) failure. The message never holds the password.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The operation exists for one engine only (e.g. the online backup of a redb file).
+    #[error("{op} is not supported by the {backend} store: {hint}")]
+    Unsupported { op: &'static str, backend: &'static str, hint: &'static str },
 }
 
 macro_rules! from_redb {

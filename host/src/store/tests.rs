@@ -1,6 +1,9 @@
-//! Store tests: the inbox and dedupe against a plain in-memory model, with restarts (close and
-//! reopen the same file) between operations, as redb tests itself against a `BTreeMap`.
+//! The conformance suite: every test runs against each engine (redb always, PostgreSQL when
+//! `SWITCHBOARD_TEST_PG_URL` is set). The inbox and dedupe are checked against a plain
+//! in-memory model, with restarts (close and reopen the same file or schema) between
+//! operations, as redb tests itself against a `BTreeMap`.
 
+use super::testing::{TestStore, conformance};
 use super::*;
 use crate::clock::{Clock, ManualClock};
 use crate::model::{EventKind, InboundEvent};
@@ -20,9 +23,6 @@ fn event(n: u8) -> InboundEvent {
     }
 }
 
-fn open(path: &std::path::Path, clock: &ManualClock) -> Store {
-    Store::open(path, Arc::new(clock.clone()), StoreOptions::default()).unwrap()
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -61,13 +61,26 @@ struct Model {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
     #[test]
-    fn inbox_matches_a_simple_model_across_restarts(ops in prop::collection::vec(op(), 1..40)) {
+    fn inbox_matches_a_simple_model_across_restarts_redb(ops in prop::collection::vec(op(), 1..40)) {
+        run_model(Some(TestStore::redb()), ops);
+    }
+
+    #[test]
+    fn inbox_matches_a_simple_model_across_restarts_postgres(ops in prop::collection::vec(op(), 1..40)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("s.redb");
+        let db = rt.block_on(TestStore::postgres());
+        drop(rt);
+        run_model(db, ops);
+    }
+}
+
+fn run_model(db: Option<TestStore>, ops: Vec<Op>) {
+    let Some(db) = db else { return };
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
             let clock = ManualClock::new(1_000_000);
-            let mut store = open(&path, &clock);
+            let mut store = db.open(&clock).await;
             let mut model = Model::default();
             let mut claims: Vec<(String, Vec<String>)> = Vec::new();
             for op in ops {
@@ -137,88 +150,15 @@ proptest! {
                     Op::Restart => {
                         store.close().await;
                         drop(store);
-                        store = open(&path, &clock);
+                        store = db.open(&clock).await;
                     }
                 }
-                assert_eq!(store.inbox_len().unwrap(), model.events.len() as u64);
-                assert_eq!(store.dlq_len().unwrap(), model.dead as u64);
+                assert_eq!(store.inbox_len().await.unwrap(), model.events.len() as u64, "{}", db.engine());
+                assert_eq!(store.dlq_len().await.unwrap(), model.dead as u64, "{}", db.engine());
             }
             store.close().await;
         });
     }
-}
-
-#[tokio::test]
-async fn concurrent_writes_share_transactions() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..200u32 {
-        let s = store.clone();
-        set.spawn(async move {
-            let mut e = event(0);
-            e.provider_event_id = format!("id-{i}");
-            s.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![e] }).await.unwrap()
-        });
-    }
-    let stored: usize = set.join_all().await.iter().map(|o| o.stored).sum();
-    assert_eq!(stored, 200);
-    let (txns, reqs) = store.commit_stats();
-    assert_eq!(reqs, 200);
-    assert!(txns < 200, "group commit batched nothing: {txns} transactions for 200 requests");
-}
-
-#[tokio::test]
-async fn dedupe_keys_expire_after_their_ttl_and_are_swept() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = Store::open(&dir.path().join("s.redb"), Arc::new(clock.clone()), StoreOptions { dedupe_ttl_ms: 1_000, ..Default::default() }).unwrap();
-    let ingest = |s: Store| async move {
-        s.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![event(1)] }).await.unwrap()
-    };
-    assert_eq!(ingest(store.clone()).await.stored, 1);
-    assert_eq!(ingest(store.clone()).await.duplicates, 1);
-    clock.advance_ms(1_000);
-    assert_eq!(store.sweep_dedupe(100).await.unwrap(), 1);
-    assert_eq!(ingest(store.clone()).await.stored, 1, "an expired key no longer dedupes");
-}
-
-#[tokio::test]
-async fn a_stale_fencing_token_cannot_record_an_outcome() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let msg = NewMessage {
-        account: "a".into(),
-        to: "1".into(),
-        conversation: "1".into(),
-        body: crate::model::MessageBody::Text("hi".into()),
-        metadata: None,
-        idempotency_key: None,
-        fingerprint: "f".into(),
-        correlation_id: "c".into(),
-        priority: Priority::Normal,
-        max_queued: 100,
-        idempotency_ttl_ms: 1_000,
-    };
-    let EnqueueOutcome::Created(row) = store.enqueue(msg).await.unwrap() else { panic!() };
-    let first = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
-    clock.advance_ms(1_000);
-    let second = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
-    assert!(second.token > first.token);
-    let attempt = |o: &str| Attempt { number: 1, at_ms: 0, outcome: o.into(), code: None, detail: None, next_attempt_at_ms: None };
-    let late = store
-        .record_attempt(row.id.clone(), first.token, Some(attempt("delivered")), Disposition::Delivered { provider_message_id: "p1".into() })
-        .await
-        .unwrap();
-    assert_eq!(late, RecordResult::Fenced);
-    let ok = store
-        .record_attempt(row.id.clone(), second.token, Some(attempt("delivered")), Disposition::Delivered { provider_message_id: "p2".into() })
-        .await
-        .unwrap();
-    assert_eq!(ok, RecordResult::Recorded(MessageStatus::Sent));
-    assert_eq!(store.message(&row.id).unwrap().unwrap().provider_message_id.as_deref(), Some("p2"));
 }
 
 fn new_msg(to: &str, conversation: &str, priority: Priority) -> NewMessage {
@@ -244,104 +184,163 @@ async fn created(store: &Store, m: NewMessage) -> OutboxRow {
     }
 }
 
-#[tokio::test]
-async fn claims_go_by_priority_then_due_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let low = created(&store, new_msg("1", "1", Priority::Low)).await;
-    clock.advance_ms(1);
-    let normal = created(&store, new_msg("2", "2", Priority::Normal)).await;
-    clock.advance_ms(1);
-    let high = created(&store, new_msg("3", "3", Priority::High)).await;
-    let order: Vec<String> = store.claim_outbox(3, 1_000, true).await.unwrap().into_iter().map(|c| c.row.id).collect();
-    assert_eq!(order, [high.id, normal.id, low.id]);
-}
+conformance! {
+    async fn concurrent_writes_share_transactions(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..200u32 {
+            let s = store.clone();
+            set.spawn(async move {
+                let mut e = event(0);
+                e.provider_event_id = format!("id-{i}");
+                s.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![e] }).await.unwrap()
+            });
+        }
+        let stored: usize = set.join_all().await.iter().map(|o| o.stored).sum();
+        assert_eq!(stored, 200);
+        let (txns, reqs) = store.commit_stats();
+        assert_eq!(reqs, 200);
+        assert!(txns < 200, "group commit batched nothing: {txns} transactions for 200 requests");
+    }
 
-#[tokio::test]
-async fn a_conversation_has_one_message_in_flight_and_keeps_its_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let first = created(&store, new_msg("1", "conv", Priority::Normal)).await;
-    let second = created(&store, new_msg("1", "conv", Priority::High)).await;
-    let other = created(&store, new_msg("2", "other", Priority::Normal)).await;
-    let claimed: Vec<String> = store.claim_outbox(10, 1_000, true).await.unwrap().into_iter().map(|c| c.row.id).collect();
-    assert_eq!(claimed, [first.id.clone(), other.id.clone()], "the second message waits behind the first");
-    assert!(store.claim_outbox(10, 1_000, true).await.unwrap().is_empty());
+    async fn dedupe_keys_expire_after_their_ttl_and_are_swept(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open_with(&clock, StoreOptions { dedupe_ttl_ms: 1_000, ..Default::default() }).await;
+        let ingest = |s: Store| async move {
+            s.ingest(IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![event(1)] }).await.unwrap()
+        };
+        assert_eq!(ingest(store.clone()).await.stored, 1);
+        assert_eq!(ingest(store.clone()).await.duplicates, 1);
+        clock.advance_ms(1_000);
+        assert_eq!(store.sweep_dedupe(100).await.unwrap(), 1);
+        assert_eq!(ingest(store.clone()).await.stored, 1, "an expired key no longer dedupes");
+    }
 
-    // The head retries later: the conversation stays blocked (order over throughput).
-    let token = store.message(&first.id).unwrap().unwrap().lease.unwrap().token;
-    store.record_attempt(first.id.clone(), token, None, Disposition::RetryAt(500)).await.unwrap();
-    assert!(store.claim_outbox(10, 1_000, true).await.unwrap().is_empty());
-    clock.set_ms(500);
-    let again = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
-    assert_eq!(again.row.id, first.id);
-    store
-        .record_attempt(first.id.clone(), again.token, None, Disposition::Delivered { provider_message_id: "p".into() })
-        .await
-        .unwrap();
-    assert_eq!(store.claim_outbox(10, 1_000, true).await.unwrap().remove(0).row.id, second.id);
-    // Unordered mode lets the rest of a conversation through.
-    let third = created(&store, new_msg("1", "conv", Priority::Normal)).await;
-    assert_eq!(store.claim_outbox(10, 1_000, false).await.unwrap().remove(0).row.id, third.id);
-}
+    async fn a_stale_fencing_token_cannot_record_an_outcome(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let msg = NewMessage {
+            account: "a".into(),
+            to: "1".into(),
+            conversation: "1".into(),
+            body: crate::model::MessageBody::Text("hi".into()),
+            metadata: None,
+            idempotency_key: None,
+            fingerprint: "f".into(),
+            correlation_id: "c".into(),
+            priority: Priority::Normal,
+            max_queued: 100,
+            idempotency_ttl_ms: 1_000,
+        };
+        let EnqueueOutcome::Created(row) = store.enqueue(msg).await.unwrap() else { panic!() };
+        let first = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
+        clock.advance_ms(1_000);
+        let second = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
+        assert!(second.token > first.token);
+        let attempt = |o: &str| Attempt { number: 1, at_ms: 0, outcome: o.into(), code: None, detail: None, next_attempt_at_ms: None };
+        let late = store
+            .record_attempt(row.id.clone(), first.token, Some(attempt("delivered")), Disposition::Delivered { provider_message_id: "p1".into() })
+            .await
+            .unwrap();
+        assert_eq!(late, RecordResult::Fenced);
+        let ok = store
+            .record_attempt(row.id.clone(), second.token, Some(attempt("delivered")), Disposition::Delivered { provider_message_id: "p2".into() })
+            .await
+            .unwrap();
+        assert_eq!(ok, RecordResult::Recorded(MessageStatus::Sent));
+        assert_eq!(store.message(&row.id).await.unwrap().unwrap().provider_message_id.as_deref(), Some("p2"));
+    }
 
-#[tokio::test]
-async fn the_queue_cap_counts_unfinished_messages_per_account() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let cap = |mut m: NewMessage| {
-        m.max_queued = 1;
-        m
-    };
-    let first = created(&store, cap(new_msg("1", "1", Priority::Normal))).await;
-    assert!(matches!(store.enqueue(cap(new_msg("2", "2", Priority::Normal))).await.unwrap(), EnqueueOutcome::QueueFull { queued: 1 }));
-    let c = store.claim_outbox(1, 1_000, true).await.unwrap().remove(0);
-    store
-        .record_attempt(first.id, c.token, None, Disposition::Failed(crate::model::Failure { code: "x".into(), reason: "y".into() }))
-        .await
-        .unwrap();
-    assert_eq!(store.queued_count("a").unwrap(), 0);
-    assert_eq!(store.dlq_len().unwrap(), 1, "a failed message is dead-lettered");
-    created(&store, cap(new_msg("2", "2", Priority::Normal))).await;
-}
+    async fn claims_go_by_priority_then_due_time(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let low = created(&store, new_msg("1", "1", Priority::Low)).await;
+        clock.advance_ms(1);
+        let normal = created(&store, new_msg("2", "2", Priority::Normal)).await;
+        clock.advance_ms(1);
+        let high = created(&store, new_msg("3", "3", Priority::High)).await;
+        let order: Vec<String> = store.claim_outbox(3, 1_000, true).await.unwrap().into_iter().map(|c| c.row.id).collect();
+        assert_eq!(order, [high.id, normal.id, low.id]);
+    }
 
-#[tokio::test]
-async fn a_redriven_message_is_claimable_again_under_the_same_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let mut m = new_msg("1", "1", Priority::Normal);
-    m.idempotency_key = Some("k".into());
-    let row = created(&store, m).await;
-    let c = store.claim_outbox(1, 1_000, true).await.unwrap().remove(0);
-    let fail = crate::model::Failure { code: "max_attempts".into(), reason: "gave up".into() };
-    store.record_attempt(row.id.clone(), c.token, None, Disposition::Failed(fail)).await.unwrap();
-    let r = store.dlq_redrive(Some(vec![row.id.clone(), "out:nope".into()])).await.unwrap();
-    assert_eq!(r.redriven, [format!("out:{}", row.id)]);
-    assert_eq!(r.not_found, ["out:nope"]);
-    assert_eq!(store.claim_outbox(1, 1_000, true).await.unwrap().remove(0).row.id, row.id);
-    let mut again = new_msg("1", "1", Priority::Normal);
-    again.idempotency_key = Some("k".into());
-    assert!(matches!(store.enqueue(again).await.unwrap(), EnqueueOutcome::Existing(r) if r.id == row.id));
-}
+    async fn a_conversation_has_one_message_in_flight_and_keeps_its_order(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let first = created(&store, new_msg("1", "conv", Priority::Normal)).await;
+        let second = created(&store, new_msg("1", "conv", Priority::High)).await;
+        let other = created(&store, new_msg("2", "other", Priority::Normal)).await;
+        let claimed: Vec<String> = store.claim_outbox(10, 1_000, true).await.unwrap().into_iter().map(|c| c.row.id).collect();
+        assert_eq!(claimed, [first.id.clone(), other.id.clone()], "the second message waits behind the first");
+        assert!(store.claim_outbox(10, 1_000, true).await.unwrap().is_empty());
 
-#[tokio::test]
-async fn idempotency_keys_expire_and_are_swept() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let store = open(&dir.path().join("s.redb"), &clock);
-    let keyed = || {
+        // The head retries later: the conversation stays blocked (order over throughput).
+        let token = store.message(&first.id).await.unwrap().unwrap().lease.unwrap().token;
+        store.record_attempt(first.id.clone(), token, None, Disposition::RetryAt(500)).await.unwrap();
+        assert!(store.claim_outbox(10, 1_000, true).await.unwrap().is_empty());
+        clock.set_ms(500);
+        let again = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);
+        assert_eq!(again.row.id, first.id);
+        store
+            .record_attempt(first.id.clone(), again.token, None, Disposition::Delivered { provider_message_id: "p".into() })
+            .await
+            .unwrap();
+        assert_eq!(store.claim_outbox(10, 1_000, true).await.unwrap().remove(0).row.id, second.id);
+        // Unordered mode lets the rest of a conversation through.
+        let third = created(&store, new_msg("1", "conv", Priority::Normal)).await;
+        assert_eq!(store.claim_outbox(10, 1_000, false).await.unwrap().remove(0).row.id, third.id);
+    }
+
+    async fn the_queue_cap_counts_unfinished_messages_per_account(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let cap = |mut m: NewMessage| {
+            m.max_queued = 1;
+            m
+        };
+        let first = created(&store, cap(new_msg("1", "1", Priority::Normal))).await;
+        assert!(matches!(store.enqueue(cap(new_msg("2", "2", Priority::Normal))).await.unwrap(), EnqueueOutcome::QueueFull { queued: 1 }));
+        let c = store.claim_outbox(1, 1_000, true).await.unwrap().remove(0);
+        store
+            .record_attempt(first.id, c.token, None, Disposition::Failed(crate::model::Failure { code: "x".into(), reason: "y".into() }))
+            .await
+            .unwrap();
+        assert_eq!(store.queued_count("a").await.unwrap(), 0);
+        assert_eq!(store.dlq_len().await.unwrap(), 1, "a failed message is dead-lettered");
+        created(&store, cap(new_msg("2", "2", Priority::Normal))).await;
+    }
+
+    async fn a_redriven_message_is_claimable_again_under_the_same_id(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
         let mut m = new_msg("1", "1", Priority::Normal);
         m.idempotency_key = Some("k".into());
-        m
-    };
-    let first = created(&store, keyed()).await;
-    assert!(matches!(store.enqueue(keyed()).await.unwrap(), EnqueueOutcome::Existing(_)));
-    clock.advance_ms(1_000);
-    assert_eq!(store.sweep_idempotency(10).await.unwrap(), 1);
-    let second = created(&store, keyed()).await;
-    assert_ne!(first.id, second.id, "after its TTL the key is free again");
+        let row = created(&store, m).await;
+        let c = store.claim_outbox(1, 1_000, true).await.unwrap().remove(0);
+        let fail = crate::model::Failure { code: "max_attempts".into(), reason: "gave up".into() };
+        store.record_attempt(row.id.clone(), c.token, None, Disposition::Failed(fail)).await.unwrap();
+        let r = store.dlq_redrive(Some(vec![row.id.clone(), "out:nope".into()])).await.unwrap();
+        assert_eq!(r.redriven, [format!("out:{}", row.id)]);
+        assert_eq!(r.not_found, ["out:nope"]);
+        assert_eq!(store.claim_outbox(1, 1_000, true).await.unwrap().remove(0).row.id, row.id);
+        let mut again = new_msg("1", "1", Priority::Normal);
+        again.idempotency_key = Some("k".into());
+        assert!(matches!(store.enqueue(again).await.unwrap(), EnqueueOutcome::Existing(r) if r.id == row.id));
+    }
+
+    async fn idempotency_keys_expire_and_are_swept(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let keyed = || {
+            let mut m = new_msg("1", "1", Priority::Normal);
+            m.idempotency_key = Some("k".into());
+            m
+        };
+        let first = created(&store, keyed()).await;
+        assert!(matches!(store.enqueue(keyed()).await.unwrap(), EnqueueOutcome::Existing(_)));
+        clock.advance_ms(1_000);
+        assert_eq!(store.sweep_idempotency(10).await.unwrap(), 1);
+        let second = created(&store, keyed()).await;
+        assert_ne!(first.id, second.id, "after its TTL the key is free again");
+    }
 }

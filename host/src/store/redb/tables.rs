@@ -1,7 +1,7 @@
 //! Table definitions. Rows are JSON (serde) so that a store can be inspected and migrated
 //! without the daemon; keys are chosen for the range scans each queue needs.
 
-use super::StoreError;
+use crate::store::StoreError;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 

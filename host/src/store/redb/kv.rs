@@ -1,9 +1,9 @@
 //! Plugin key/value storage, namespaced by plugin name so plugins never see each other's keys.
 
 use super::tables::{PLUGIN_KV, key2};
-use super::{Store, StoreError};
+use super::{RedbStore, StoreError};
 
-impl Store {
+impl RedbStore {
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.read()?;
         let t = txn.open_table(PLUGIN_KV)?;

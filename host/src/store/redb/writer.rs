@@ -6,11 +6,11 @@
 //! caller in that batch gets the error: nobody is ever told "stored" for a write that is not
 //! durable.
 
-use super::StoreError;
+use crate::store::StoreError;
 use redb::{Database, WriteTransaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 trait Pending: Send {
@@ -48,8 +48,7 @@ enum Msg {
     Close(oneshot::Sender<()>),
 }
 
-/// Told the latency and size of every group commit.
-pub type CommitObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
+use crate::store::CommitObserver;
 
 #[derive(Default)]
 struct Stats {

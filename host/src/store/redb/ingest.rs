@@ -1,0 +1,301 @@
+//! Inbound webhook events: dedupe, inbox rows, conversation state and outbound status changes,
+//! all in the caller's one (group-committed) transaction.
+
+use crate::store::ingest::*;
+use super::history;
+use crate::store::history::{Direction, HistoryEntry, HistoryOptions};
+use crate::store::inbox::InboxRow;
+use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_READY, key2};
+use super::{RedbStore, StoreError, outbox, push, tools};
+use crate::model::EventKind;
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+
+/// What the host remembers of a conversation between messages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct ConversationState {
+    pub last_inbound_ms: Option<u64>,
+    /// Owned by [`history`]; carried through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_ms: Option<u64>,
+}
+
+impl RedbStore {
+    /// [`Store::ingest`] with the account's routing: approval replies resolve pending
+    /// approvals in the same transaction, events go to the push queue and/or the pull inbox,
+    /// and messages are kept in the conversation history.
+    pub async fn ingest_with(&self, req: IngestRequest, opts: IngestOptions) -> Result<Ingested, StoreError> {
+        let now = self.now_ms();
+        let ttl = self.opts.dedupe_ttl_ms;
+        self.write(move |txn| ingest_in(txn, req, opts, now, ttl)).await
+    }
+
+    /// When the conversation last heard from the user (for 24-hour windows).
+    pub fn last_inbound_ms(&self, account: &str, conversation: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(CONVERSATIONS)?;
+        Ok(match t.get(key2(account, conversation).as_str())? {
+            Some(v) => tables::decode::<ConversationState>("conversations", v.value())?.last_inbound_ms,
+            None => None,
+        })
+    }
+
+    /// Deletes up to `limit` dedupe keys whose TTL has passed; returns how many.
+    pub async fn sweep_dedupe(&self, limit: usize) -> Result<usize, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| {
+            let mut exp = txn.open_table(DEDUPE_EXPIRY)?;
+            let mut dedupe = txn.open_table(DEDUPE)?;
+            let expired: Vec<(u64, String)> = exp
+                .range((0, "")..(now + 1, ""))?
+                .take(limit)
+                .map(|r| r.map(|(k, _)| {
+                    let (at, key) = k.value();
+                    (at, key.to_string())
+                }))
+                .collect::<Result<_, _>>()?;
+            for (at, key) in &expired {
+                exp.remove((*at, key.as_str()))?;
+                dedupe.remove(key.as_str())?;
+            }
+            Ok(expired.len())
+        })
+        .await
+    }
+}
+
+/// Conversations a batch would open new sessions in (before anything is written).
+fn check_sessions(txn: &WriteTransaction, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
+    let dedupe = txn.open_table(DEDUPE)?;
+    let mut opening = std::collections::BTreeSet::new();
+    for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
+        let key = key2(&req.account, &e.provider_event_id);
+        if dedupe.get(key.as_str())?.is_some_and(|exp| exp.value() > now) {
+            continue;
+        }
+        if history::opens_session(txn, &req.account, &e.conversation, now, h)? {
+            opening.insert(e.conversation.as_str());
+        }
+    }
+    if opening.is_empty() {
+        return Ok(None);
+    }
+    let open = history::open_sessions(txn, &req.account, now, h, h.max_open_sessions)?;
+    Ok((open + opening.len() > h.max_open_sessions).then_some(open))
+}
+
+fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
+    if let Some(h) = &opts.history
+        && let Some(open) = check_sessions(txn, &req, h, now)?
+    {
+        return Ok(Ingested::SessionLimit { open });
+    }
+    let mut out = IngestOutcome::default();
+    let mut effects = IngestEffects::default();
+    let mut dedupe = txn.open_table(DEDUPE)?;
+    let mut expiry = txn.open_table(DEDUPE_EXPIRY)?;
+    for event in req.events {
+        let key = key2(&req.account, &event.provider_event_id);
+        let previous = dedupe.get(key.as_str())?.map(|e| e.value());
+        match previous {
+            Some(expires) if expires > now => {
+                out.duplicates += 1;
+                continue;
+            }
+            // Expired but not yet swept: drop its sweep entry so the sweeper cannot delete
+            // the fresh key written below.
+            Some(expires) => {
+                expiry.remove((expires, key.as_str()))?;
+            }
+            None => {}
+        }
+        dedupe.insert(key.as_str(), now + ttl)?;
+        expiry.insert((now + ttl, key.as_str()), ())?;
+        if let Some(update) = &event.status
+            && outbox::apply_status(txn, &req.account, update, now)?
+        {
+            out.status_updates += 1;
+        }
+        if matches!(event.kind, EventKind::Message | EventKind::Reaction) {
+            touch_conversation(txn, &req.account, &event.conversation, now)?;
+        }
+        if event.kind == EventKind::Message
+            && let (Some(sender), Some(reply)) = (&event.sender, event.text.as_deref().and_then(crate::model::approval_reply))
+            && opts.approvers.iter().any(|a| crate::model::same_sender(sender, a))
+        {
+            let (approved, resolved) = tools::resolve_in(txn, &req.account, &event.conversation, reply, sender, now)?;
+            effects.approved_calls.extend(approved);
+            effects.approvals_resolved += resolved;
+        }
+        let id = tables::next_counter(txn, "inbox_seq")?;
+        if let Some(h) = &opts.history
+            && matches!(event.kind, EventKind::Message | EventKind::Reaction)
+        {
+            let entry = HistoryEntry {
+                seq: 0,
+                direction: Direction::Inbound,
+                at_ms: now,
+                session: 0,
+                kind: Some(event.kind),
+                sender: event.sender.clone(),
+                text: event.text.clone(),
+                id: id.to_string(),
+            };
+            history::record(txn, &req.account, &event.conversation, entry, now, h)?;
+        }
+        let row = InboxRow {
+            id,
+            account: req.account.clone(),
+            correlation_id: req.correlation_id.clone(),
+            received_at_ms: now,
+            deliveries: 0,
+            visible_at_ms: now,
+            lease: None,
+            event,
+        };
+        let pushed = opts.push.as_ref().is_some_and(|p| p.kinds.as_ref().is_none_or(|k| k.contains(&row.event.kind)));
+        if pushed {
+            push::enqueue_in(txn, &row, now)?;
+            effects.pushed += 1;
+        }
+        if !pushed || opts.push.as_ref().is_some_and(|p| p.pull_too) {
+            txn.open_table(INBOX)?.insert(id, tables::encode(&row).as_slice())?;
+            txn.open_table(INBOX_READY)?.insert((now, id), ())?;
+            effects.pullable += 1;
+        }
+        out.stored += 1;
+    }
+    Ok(Ingested::Stored(out, effects))
+}
+
+fn touch_conversation(txn: &WriteTransaction, account: &str, conversation: &str, now: u64) -> Result<(), StoreError> {
+    let mut t = txn.open_table(CONVERSATIONS)?;
+    let key = key2(account, conversation);
+    let mut state: ConversationState = match t.get(key.as_str())? {
+        Some(v) => tables::decode("conversations", v.value())?,
+        None => ConversationState::default(),
+    };
+    state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
+    t.insert(key.as_str(), tables::encode(&state).as_slice())?;
+    Ok(())
+}
+
+/// Poll cursors: account → what to pass to the plugin's next `poll` (Telegram: the next
+/// `getUpdates` offset). Written only together with the events it covers.
+const POLL_CURSORS: redb::TableDefinition<'_, &str, &str> = redb::TableDefinition::new("poll_cursors");
+
+
+impl RedbStore {
+    /// Stores a poll's events and the new cursor in one transaction, only if `token` still
+    /// holds the lease on `lease_resource` (the poller's fencing check). Dedupe works as for
+    /// webhooks, so events polled again after a lost commit are duplicates.
+    pub async fn ingest_polled(
+        &self,
+        req: IngestRequest,
+        opts: IngestOptions,
+        lease_resource: &str,
+        token: u64,
+        cursor: Option<String>,
+    ) -> Result<Polled, StoreError> {
+        let now = self.now_ms();
+        let ttl = self.opts.dedupe_ttl_ms;
+        let resource = lease_resource.to_string();
+        self.write(move |txn| {
+            if !super::leases::lease_holds(txn, &resource, token, now)? {
+                return Ok(Polled::Fenced);
+            }
+            let account = req.account.clone();
+            let ingested = ingest_in(txn, req, opts, now, ttl)?;
+            if let (Ingested::Stored(..), Some(c)) = (&ingested, cursor) {
+                txn.open_table(POLL_CURSORS)?.insert(account.as_str(), c.as_str())?;
+            }
+            Ok(Polled::Stored(ingested))
+        })
+        .await
+    }
+
+    /// The cursor committed by the account's last poll, if any.
+    pub fn poll_cursor(&self, account: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.read()?;
+        let table = match txn.open_table(POLL_CURSORS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(table.get(account)?.map(|v| v.value().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::clock::ManualClock;
+    use crate::model::{EventKind, InboundEvent};
+    use crate::store::{Acquire, StoreOptions};
+    use std::sync::Arc;
+
+    fn event(id: &str) -> InboundEvent {
+        InboundEvent {
+            provider_event_id: id.into(),
+            kind: EventKind::Message,
+            conversation: "42".into(),
+            sender: Some("42".into()),
+            text: Some(format!("m{id}")),
+            timestamp_ms: None,
+            status: None,
+            payload: serde_json::json!({}),
+        }
+    }
+
+    impl Store {
+        async fn ingest_polled2(&self, req: IngestRequest, lease: &str, token: u64, cursor: Option<String>) -> Result<Polled, StoreError> {
+            self.ingest_polled(req, IngestOptions::default(), lease, token, cursor).await
+        }
+    }
+
+    fn stored(stored: usize, duplicates: usize) -> Polled {
+        Polled::Stored(Ingested::Stored(IngestOutcome { stored, duplicates, status_updates: 0 }, IngestEffects { pullable: stored, ..Default::default() }))
+    }
+
+    fn req(ids: &[&str]) -> IngestRequest {
+        IngestRequest { account: "tg".into(), correlation_id: "c".into(), events: ids.iter().map(|i| event(i)).collect() }
+    }
+
+    #[tokio::test]
+    async fn events_and_cursor_commit_together_and_only_under_the_live_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1_000);
+        let store = Store::open(&dir.path().join("p.redb"), Arc::new(clock.clone()), StoreOptions::default()).unwrap();
+        assert_eq!(store.poll_cursor("tg").await.unwrap(), None);
+        let Acquire::Granted(a) = store.lease_acquire("poll:tg", "a", 1_000).await.unwrap() else { panic!() };
+
+        let out = store.ingest_polled2(req(&["1", "2"]), "poll:tg", a.token, Some("3".into())).await.unwrap();
+        assert_eq!(out, stored(2, 0));
+        assert_eq!(store.poll_cursor("tg").await.unwrap().as_deref(), Some("3"));
+        // Polled again (say the previous commit's answer was lost): duplicates, same cursor.
+        let out = store.ingest_polled2(req(&["2", "3"]), "poll:tg", a.token, Some("4".into())).await.unwrap();
+        assert_eq!(out, stored(1, 1));
+        // `None` keeps the cursor.
+        store.ingest_polled2(req(&[]), "poll:tg", a.token, None).await.unwrap();
+        assert_eq!(store.poll_cursor("tg").await.unwrap().as_deref(), Some("4"));
+
+        // The lease expires and `b` takes it: `a`'s late write is fenced and changes nothing.
+        clock.advance_ms(1_001);
+        let Acquire::Granted(b) = store.lease_acquire("poll:tg", "b", 1_000).await.unwrap() else { panic!() };
+        let out = store.ingest_polled2(req(&["9"]), "poll:tg", a.token, Some("10".into())).await.unwrap();
+        assert_eq!(out, Polled::Fenced);
+        assert_eq!(store.poll_cursor("tg").await.unwrap().as_deref(), Some("4"));
+        // An expired lease nobody took is not held either.
+        clock.advance_ms(1_001);
+        assert_eq!(store.ingest_polled2(req(&["9"]), "poll:tg", b.token, None).await.unwrap(), Polled::Fenced);
+        let Acquire::Granted(b2) = store.lease_acquire("poll:tg", "b", 1_000).await.unwrap() else { panic!() };
+        let out = store.ingest_polled2(req(&["4", "9"]), "poll:tg", b2.token, Some("10".into())).await.unwrap();
+        assert_eq!(out, stored(2, 0));
+        assert_eq!(store.poll_cursor("tg").await.unwrap().as_deref(), Some("10"));
+        store.close().await;
+    }
+}

@@ -1,0 +1,87 @@
+//! The embedded backend: the whole store in one redb file. The default, and the fastest path
+//! for one box. This module is the only place that touches redb.
+//!
+//! Every write goes through one writer thread ([`writer`]) that applies many callers'
+//! requests in one transaction and answers them only after that transaction is durable
+//! (group commit): many webhooks share one fsync. Reads open their own read transaction and
+//! never wait for the writer.
+
+mod backend;
+mod dlq;
+mod history;
+mod inbox;
+mod ingest;
+mod kv;
+mod leases;
+mod ops;
+mod outbox;
+mod push;
+pub(crate) mod tables;
+mod tools;
+mod writer;
+
+
+
+use crate::clock::SharedClock;
+use crate::store::{CommitObserver, StoreError, StoreOptions};
+use redb::{Database, ReadableDatabase};
+use std::path::Path;
+use std::sync::Arc;
+use writer::Writer;
+
+/// The redb-backed store.
+pub struct RedbStore {
+    db: Arc<Database>,
+    /// The redb file (for the online backup).
+    path: Arc<std::path::PathBuf>,
+    writer: Writer,
+    clock: SharedClock,
+    opts: Arc<StoreOptions>,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the redb file and starts the writer thread.
+    pub fn open(path: &Path, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        }
+        let db = Arc::new(Database::create(path)?);
+        tables::create_all(&db)?;
+        let writer = Writer::start(db.clone(), opts.max_batch);
+        Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs `f` inside the next group-committed write transaction and returns its result once
+    /// that transaction is durable.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Statistics for `/metrics` and benchmarks: (transactions, requests) committed so far.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        self.writer.stats()
+    }
+
+    /// Calls `f(commit latency, requests in the batch)` after every group commit (for
+    /// `/metrics`). The first observer set stays.
+    pub fn on_commit(&self, f: CommitObserver) {
+        self.writer.on_commit(f);
+    }
+
+    /// Stops the writer after it has committed everything already submitted.
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+}

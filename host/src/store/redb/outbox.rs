@@ -1,0 +1,345 @@
+//! Outbound messages: idempotent enqueue, claim with a fenced lease, attempt records, and
+//! provider status updates.
+
+use crate::store::outbox::*;
+use super::dlq;
+use crate::store::dlq::DeadLetter;
+use super::tables::{self, CONV_QUEUE, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, OUTBOX, OUTBOX_BY_PROVIDER, OUTBOX_DUE, key2};
+use super::{RedbStore, StoreError};
+use crate::model::{DeliveryState, StatusUpdate};
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+
+#[derive(Serialize, Deserialize)]
+struct IdemRecord {
+    id: String,
+    fingerprint: String,
+}
+
+impl RedbStore {
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<EnqueueOutcome, StoreError> {
+        let now = self.now_ms();
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        self.write(move |txn| enqueue_in(txn, msg, id, now)).await
+    }
+
+    pub fn message(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(OUTBOX)?;
+        t.get(id)?.map(|v| tables::decode("outbox", v.value())).transpose()
+    }
+
+    /// Claims up to `max` due messages, in priority then due-time order, each under a fresh
+    /// fencing token. With `ordered`, only the oldest unfinished message of a conversation
+    /// can be claimed, so a conversation has at most one delivery in flight.
+    pub async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| claim_in(txn, max, lease_ms, ordered, now)).await
+    }
+
+    /// Extends a held lease (heartbeat). `false`: the lease is gone; stop working on it.
+    pub async fn renew_outbox_lease(&self, id: String, token: u64, lease_ms: u64) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| {
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let Some(mut row) = load(&outbox, &id)? else { return Ok(false) };
+            match &mut row.lease {
+                Some(l) if l.token == token => l.expires_at_ms = now + lease_ms,
+                _ => return Ok(false),
+            }
+            move_due(txn, &mut row, Some(now + lease_ms))?;
+            outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Records an attempt (if any) and its disposition, if `token` still holds the lease.
+    pub async fn record_attempt(
+        &self,
+        id: String,
+        token: u64,
+        attempt: Option<Attempt>,
+        disposition: Disposition,
+    ) -> Result<RecordResult, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| record_in(txn, &id, token, attempt, disposition, now)).await
+    }
+
+    /// Unfinished messages of an account (what the queue cap counts).
+    pub fn queued_count(&self, account: &str) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(tables::META)?;
+        Ok(meta.get(queued_key(account).as_str())?.map_or(0, |v| v.value()))
+    }
+
+    /// Messages by status, newest first, at most `limit`.
+    pub fn list_messages(&self, status: Option<MessageStatus>, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for r in t.iter()?.rev() {
+            let (_, v) = r?;
+            let row: OutboxRow = tables::decode("outbox", v.value())?;
+            if status.is_none_or(|s| s == row.status) {
+                out.push(row);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes up to `limit` idempotency keys older than their TTL; returns how many.
+    pub async fn sweep_idempotency(&self, limit: usize) -> Result<usize, StoreError> {
+        let now = self.now_ms();
+        self.write(move |txn| {
+            let mut exp = txn.open_table(IDEMPOTENCY_EXPIRY)?;
+            let mut idem = txn.open_table(IDEMPOTENCY)?;
+            let expired: Vec<(u64, String)> = exp
+                .range((0, "")..(now + 1, ""))?
+                .take(limit)
+                .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                .collect::<Result<_, _>>()?;
+            for (at, key) in &expired {
+                exp.remove((*at, key.as_str()))?;
+                idem.remove(key.as_str())?;
+            }
+            Ok(expired.len())
+        })
+        .await
+    }
+}
+
+fn queued_key(account: &str) -> String {
+    format!("queued\0{account}")
+}
+
+fn conv_key(row: &OutboxRow) -> String {
+    key2(&row.account, &row.conversation)
+}
+
+/// Moves the row's due-index entry to `due` (or removes it with `None`).
+fn move_due(txn: &WriteTransaction, row: &mut OutboxRow, due: Option<u64>) -> Result<(), StoreError> {
+    let mut t = txn.open_table(OUTBOX_DUE)?;
+    let rank = row.priority.rank();
+    if let Some(at) = row.due_at_ms.take() {
+        t.remove((rank, at, row.id.as_str()))?;
+    }
+    if let Some(at) = due {
+        t.insert((rank, at, row.id.as_str()), ())?;
+    }
+    row.due_at_ms = due;
+    Ok(())
+}
+
+/// Removes a message that reached a final state from its conversation queue and the
+/// account's queued count.
+fn finish(txn: &WriteTransaction, row: &OutboxRow) -> Result<(), StoreError> {
+    txn.open_table(CONV_QUEUE)?.remove((conv_key(row).as_str(), row.seq))?;
+    tables::add_counter(txn, &queued_key(&row.account), -1)?;
+    Ok(())
+}
+
+/// Puts a (re-driven) message back in line.
+pub(super) fn requeue(txn: &WriteTransaction, row: &mut OutboxRow, now: u64) -> Result<(), StoreError> {
+    row.status = MessageStatus::Queued;
+    row.lease = None;
+    row.error = None;
+    row.updated_at_ms = now;
+    move_due(txn, row, Some(now))?;
+    txn.open_table(CONV_QUEUE)?.insert((conv_key(row).as_str(), row.seq), row.id.as_str())?;
+    tables::add_counter(txn, &queued_key(&row.account), 1)?;
+    txn.open_table(OUTBOX)?.insert(row.id.as_str(), tables::encode(&*row).as_slice())?;
+    Ok(())
+}
+
+pub(super) fn load(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+    t.get(id)?.map(|v| tables::decode("outbox", v.value())).transpose()
+}
+
+fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> Result<EnqueueOutcome, StoreError> {
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let mut idem = txn.open_table(IDEMPOTENCY)?;
+    if let Some(key) = &msg.idempotency_key {
+        let existing: Option<IdemRecord> =
+            idem.get(key.as_str())?.map(|v| tables::decode("idempotency", v.value())).transpose()?;
+        if let Some(rec) = existing {
+            if rec.fingerprint != msg.fingerprint {
+                return Ok(EnqueueOutcome::KeyConflict { id: rec.id });
+            }
+            if let Some(row) = load(&outbox, &rec.id)? {
+                return Ok(EnqueueOutcome::Existing(row));
+            }
+        }
+    }
+    let queued = tables::read_counter(txn, &queued_key(&msg.account))?;
+    if queued >= msg.max_queued {
+        return Ok(EnqueueOutcome::QueueFull { queued });
+    }
+    if let Some(key) = &msg.idempotency_key {
+        let rec = IdemRecord { id: id.clone(), fingerprint: msg.fingerprint.clone() };
+        idem.insert(key.as_str(), tables::encode(&rec).as_slice())?;
+        txn.open_table(IDEMPOTENCY_EXPIRY)?.insert((now + msg.idempotency_ttl_ms, key.as_str()), ())?;
+    }
+    tables::add_counter(txn, &queued_key(&msg.account), 1)?;
+    let seq = tables::next_counter(txn, "outbox_seq")?;
+    let row = OutboxRow {
+        id: id.clone(),
+        account: msg.account,
+        to: msg.to,
+        conversation: msg.conversation,
+        body: msg.body,
+        metadata: msg.metadata,
+        idempotency_key: msg.idempotency_key,
+        correlation_id: msg.correlation_id,
+        priority: msg.priority,
+        seq,
+        status: MessageStatus::Queued,
+        created_at_ms: now,
+        updated_at_ms: now,
+        due_at_ms: Some(now),
+        attempts: Vec::new(),
+        provider_message_id: None,
+        error: None,
+        lease: None,
+    };
+    outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
+    txn.open_table(OUTBOX_DUE)?.insert((row.priority.rank(), now, id.as_str()), ())?;
+    txn.open_table(CONV_QUEUE)?.insert((conv_key(&row).as_str(), seq), id.as_str())?;
+    Ok(EnqueueOutcome::Created(row))
+}
+
+fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, now: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
+    let mut claimed = Vec::with_capacity(max);
+    // Messages blocked behind their conversation's head are skipped; bound the scan so a
+    // long blocked queue cannot make a claim expensive.
+    let scan_limit = max.saturating_mul(16).max(64);
+    for rank in 0..3u8 {
+        if claimed.len() >= max {
+            break;
+        }
+        let keys: Vec<(u64, String)> = {
+            let due = txn.open_table(OUTBOX_DUE)?;
+            due.range((rank, 0, "")..(rank, now + 1, ""))?
+                .take(scan_limit)
+                .map(|r| r.map(|(k, _)| (k.value().1, k.value().2.to_string())))
+                .collect::<Result<_, _>>()?
+        };
+        for (_, id) in keys {
+            if claimed.len() >= max {
+                break;
+            }
+            let Some(mut row) = load(&txn.open_table(OUTBOX)?, &id)? else { continue };
+            if ordered && !is_head(txn, &row)? {
+                continue;
+            }
+            let token = tables::next_counter(txn, "fence")?;
+            let expires = now + lease_ms;
+            let reclaimed = row.lease.is_some();
+            row.status = MessageStatus::Sending;
+            row.lease = Some(OutboxLease { token, expires_at_ms: expires });
+            row.updated_at_ms = now;
+            move_due(txn, &mut row, Some(expires))?;
+            txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
+            claimed.push(ClaimedMessage { row, token, reclaimed });
+        }
+    }
+    Ok(claimed)
+}
+
+fn is_head(txn: &WriteTransaction, row: &OutboxRow) -> Result<bool, StoreError> {
+    let q = txn.open_table(CONV_QUEUE)?;
+    let key = conv_key(row);
+    let head = q.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?;
+    Ok(head.is_none_or(|(k, _)| k.value().1 == row.seq))
+}
+
+fn record_in(
+    txn: &WriteTransaction,
+    id: &str,
+    token: u64,
+    attempt: Option<Attempt>,
+    disposition: Disposition,
+    now: u64,
+) -> Result<RecordResult, StoreError> {
+    let Some(mut row) = load(&txn.open_table(OUTBOX)?, id)? else { return Ok(RecordResult::Fenced) };
+    if row.lease.as_ref().map(|l| l.token) != Some(token) {
+        return Ok(RecordResult::Fenced);
+    }
+    row.lease = None;
+    row.updated_at_ms = now;
+    row.attempts.extend(attempt);
+    match disposition {
+        Disposition::Delivered { provider_message_id } => {
+            move_due(txn, &mut row, None)?;
+            // A status webhook may have raced ahead of us; never move back from it.
+            if row.status.rank() < MessageStatus::Sent.rank() {
+                row.status = MessageStatus::Sent;
+            }
+            txn.open_table(OUTBOX_BY_PROVIDER)?
+                .insert(key2(&row.account, &provider_message_id).as_str(), id)?;
+            row.provider_message_id = Some(provider_message_id);
+            finish(txn, &row)?;
+        }
+        Disposition::RetryAt(at) => {
+            row.status = MessageStatus::Retrying;
+            move_due(txn, &mut row, Some(at))?;
+        }
+        Disposition::Deferred(at) => {
+            row.status = if row.attempts.is_empty() { MessageStatus::Queued } else { MessageStatus::Retrying };
+            move_due(txn, &mut row, Some(at))?;
+        }
+        Disposition::Failed(failure) => {
+            move_due(txn, &mut row, None)?;
+            row.status = MessageStatus::Failed;
+            dlq::put(
+                txn,
+                &DeadLetter::outbound(&row, format!("{}: {}", failure.code, failure.reason), now),
+            )?;
+            row.error = Some(failure);
+            finish(txn, &row)?;
+        }
+    }
+    let status = row.status;
+    txn.open_table(OUTBOX)?.insert(id, tables::encode(&row).as_slice())?;
+    Ok(RecordResult::Recorded(status))
+}
+
+/// Applies a provider status webhook to the message it names. Returns whether a message
+/// was found and changed.
+pub(super) fn apply_status(
+    txn: &WriteTransaction,
+    account: &str,
+    update: &StatusUpdate,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let id = {
+        let t = txn.open_table(OUTBOX_BY_PROVIDER)?;
+        let found = t.get(key2(account, &update.provider_message_id).as_str())?;
+        match found {
+            Some(v) => v.value().to_string(),
+            None => return Ok(false),
+        }
+    };
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let Some(mut row) = load(&outbox, &id)? else { return Ok(false) };
+    let next = match update.state {
+        DeliveryState::Sent => MessageStatus::Sent,
+        DeliveryState::Delivered => MessageStatus::Delivered,
+        DeliveryState::Read => MessageStatus::Read,
+        DeliveryState::Failed => MessageStatus::Failed,
+    };
+    if next.rank() <= row.status.rank() {
+        return Ok(false);
+    }
+    row.status = next;
+    if let Some(err) = &update.error {
+        row.error = Some(err.clone());
+    }
+    row.updated_at_ms = now;
+    outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
+    Ok(true)
+}
