@@ -116,48 +116,43 @@ impl Drop for Lease {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::StoreOptions;
-    use std::sync::Arc;
-
-    fn setup() -> (tempfile::TempDir, Store, ManualClock) {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(1_000);
-        let store = Store::open(&dir.path().join("l.redb"), Arc::new(clock.clone()), StoreOptions::default()).unwrap();
-        (dir, store, clock)
-    }
+    use crate::store::testing::conformance;
 
     const ONCE: AcquirePolicy = AcquirePolicy { ttl_ms: 10_000, attempts: 1, retry_every: Duration::from_millis(1) };
 
-    #[tokio::test]
-    async fn a_held_lease_refuses_others_until_it_expires_then_fences_the_old_holder() {
-        let (_d, store, clock) = setup();
-        let a = Manager::new(store.clone(), "a");
-        let b = Manager::new(store.clone(), "b");
-        let la = a.acquire("poll:tg", ONCE).await.unwrap();
-        let err = b.acquire("poll:tg", AcquirePolicy { attempts: 3, ..ONCE }).await.err().unwrap();
-        assert!(err.to_string().contains("held by `a`"), "{err}");
-        assert!(err.to_string().contains("3 attempts"), "{err}");
+    // Each runs against every store engine (redb always, PostgreSQL when configured).
+    conformance! {
+        async fn a_held_lease_refuses_others_until_it_expires_then_fences_the_old_holder(db) {
+            let clock = ManualClock::new(1_000);
+            let store = db.open(&clock).await;
+            let a = Manager::new(store.clone(), "a");
+            let b = Manager::new(store.clone(), "b");
+            let la = a.acquire("poll:tg", ONCE).await.unwrap();
+            let err = b.acquire("poll:tg", AcquirePolicy { attempts: 3, ..ONCE }).await.err().unwrap();
+            assert!(err.to_string().contains("held by `a`"), "{err}");
+            assert!(err.to_string().contains("3 attempts"), "{err}");
 
-        clock.advance_ms(10_000);
-        let lb = b.acquire("poll:tg", ONCE).await.unwrap();
-        assert!(lb.token > la.token, "fencing tokens grow with every grant");
-        assert!(!la.renew(10_000).await.unwrap(), "the old holder cannot renew");
-        assert!(lb.renew(10_000).await.unwrap());
-        lb.release().await.unwrap();
-        assert!(a.acquire("poll:tg", ONCE).await.is_ok(), "released leases are free at once");
-    }
+            clock.advance_ms(10_000);
+            let lb = b.acquire("poll:tg", ONCE).await.unwrap();
+            assert!(lb.token > la.token, "fencing tokens grow with every grant");
+            assert!(!la.renew(10_000).await.unwrap(), "the old holder cannot renew");
+            assert!(lb.renew(10_000).await.unwrap());
+            lb.release().await.unwrap();
+            assert!(a.acquire("poll:tg", ONCE).await.is_ok(), "released leases are free at once");
+        }
 
-    #[tokio::test]
-    async fn the_heartbeat_reports_a_lost_lease() {
-        let (_d, store, clock) = setup();
-        let a = Manager::new(store.clone(), "a");
-        let mut la = a
-            .acquire("job", AcquirePolicy { ttl_ms: 30, attempts: 1, retry_every: Duration::from_millis(1) })
-            .await
-            .unwrap();
-        clock.advance_ms(31); // a long pause: the lease expired and…
-        let _lb = Manager::new(store.clone(), "b").acquire("job", ONCE).await.unwrap(); // …was taken
-        tokio::time::timeout(Duration::from_secs(5), la.lost()).await.expect("lost fires");
-        assert!(la.is_lost());
+        async fn the_heartbeat_reports_a_lost_lease(db) {
+            let clock = ManualClock::new(1_000);
+            let store = db.open(&clock).await;
+            let a = Manager::new(store.clone(), "a");
+            let mut la = a
+                .acquire("job", AcquirePolicy { ttl_ms: 30, attempts: 1, retry_every: Duration::from_millis(1) })
+                .await
+                .unwrap();
+            clock.advance_ms(31); // a long pause: the lease expired and…
+            let _lb = Manager::new(store.clone(), "b").acquire("job", ONCE).await.unwrap(); // …was taken
+            tokio::time::timeout(Duration::from_secs(5), la.lost()).await.expect("lost fires");
+            assert!(la.is_lost());
+        }
     }
 }

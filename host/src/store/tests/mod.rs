@@ -3,6 +3,9 @@
 //! in-memory model, with restarts (close and reopen the same file or schema) between
 //! operations, as redb tests itself against a `BTreeMap`.
 
+mod poll;
+mod tools;
+
 use super::testing::{TestStore, conformance};
 use super::*;
 use crate::clock::{Clock, ManualClock};
