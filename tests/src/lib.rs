@@ -2,6 +2,7 @@
 //! daemon started in-process on a temp dir with a manual clock and the real plugins.
 
 pub mod mock;
+pub mod pg;
 pub mod process;
 
 use hmac::{Hmac, Mac};
@@ -81,6 +82,11 @@ poll_interval_ms = 5
         data = dir.join("data").display(),
         plugins = plugins_dir().display(),
     )
+}
+
+/// [`config_toml`] with the store in PostgreSQL (`store_toml` from [`pg::PgSchema`]).
+pub fn config_toml_with_store(dir: &Path, graph_base: &str, store_toml: &str) -> String {
+    config_toml(dir, graph_base).replacen("[accounts.wa-main]", &format!("{store_toml}\n[accounts.wa-main]"), 1)
 }
 
 /// A daemon running in this process on real loopback HTTP, a real redb file and real plugins,

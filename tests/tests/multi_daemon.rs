@@ -1,0 +1,166 @@
+//! Several daemons sharing one PostgreSQL store (issue 10): a webhook retried against another
+//! node is stored once, outbound messages are delivered exactly once across nodes, and a
+//! node killed mid-delivery hands its leases to the survivor after they expire, with no double
+//! send. Skipped (with a note) unless `SWITCHBOARD_TEST_PG_URL` names a test database;
+//! `.ci/run` starts one.
+
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+use switchboard::clock::ManualClock;
+use switchboard::config::Config;
+use switchboard_tests::pg::PgSchema;
+use switchboard_tests::process::{kill9, start, terminate};
+use switchboard_tests::*;
+
+const UNLIMITED: &str = "[delivery.rate_limits]\naccount_per_sec = 1000000\nrecipient_per_sec = 1000000\nrecipient_burst = 1000\nconversation_per_sec = 1000000\n";
+
+fn to(i: usize) -> String {
+    format!("1650{i:07}")
+}
+
+/// A daemon config on the shared store, with extra `[delivery]` keys.
+fn config_text(dir: &std::path::Path, mock: &MockProvider, pg: &PgSchema, delivery: &str) -> String {
+    let text = config_toml_with_store(dir, &mock.base_url(), &pg.store_toml())
+        .replace("poll_interval_ms = 5", &format!("poll_interval_ms = 5\n{delivery}"));
+    // Every message here opens a session with a new recipient: lift the per-account cap.
+    format!("{text}\n{UNLIMITED}\n[inbox]\nmax_open_sessions = 100000\n")
+}
+
+/// Two in-process daemons (own data dirs, own ports) on one schema and one clock.
+async fn two_daemons(pg: &PgSchema, mock: &MockProvider, delivery: &str) -> (tempfile::TempDir, TestDaemon, TestDaemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let mut nodes = Vec::new();
+    for n in ["a", "b"] {
+        let d = dir.path().join(n);
+        let cfg = Config::parse(&config_text(&d, mock, pg, delivery), "test").unwrap();
+        nodes.push(TestDaemon::start_with(cfg, clock.clone()).await);
+    }
+    let b = nodes.pop().unwrap();
+    let a = nodes.pop().unwrap();
+    assert_ne!(a.base, b.base);
+    (dir, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_delivered_to_both_daemons_is_stored_once() {
+    let Some(pg) = PgSchema::create("a_webhook_delivered_to_both_daemons_is_stored_once").await else { return };
+    let mock = MockProvider::start().await;
+    let (_dir, a, b) = two_daemons(&pg, &mock, "").await;
+    assert_eq!(a.daemon.app().store.kind(), "postgres");
+    let body = fixture("text.json");
+    // The provider's retry lands on the other node while the first delivery is in flight.
+    let (ra, rb) = tokio::join!(a.signed_webhook(&body), b.signed_webhook(&body));
+    assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
+    // And once more, later, on each.
+    assert_eq!(a.signed_webhook(&body).await.status(), 200);
+    assert_eq!(b.signed_webhook(&body).await.status(), 200);
+    assert_eq!(a.daemon.app().store.inbox_len().await.unwrap(), 1, "one event for four deliveries");
+    let claimed = b.claim(10, 60_000).await;
+    assert_eq!(claimed["events"].as_array().unwrap().len(), 1, "{claimed}");
+    assert_eq!(a.claim(10, 60_000).await["events"].as_array().unwrap().len(), 0, "claimed on b, so not claimable on a");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_messages_sent_through_both_daemons_are_delivered_exactly_once() {
+    let Some(pg) = PgSchema::create("two_thousand_messages_sent_through_both_daemons_are_delivered_exactly_once").await else { return };
+    let mock = MockProvider::start().await;
+    let (_dir, a, b) = two_daemons(&pg, &mock, "workers = 2\nbatch = 16").await;
+    let mut set = tokio::task::JoinSet::new();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    for i in 0..2_000 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (http, base, sem) = (node.http.clone(), node.base.clone(), sem.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire().await.unwrap();
+            let r = http
+                .post(format!("{base}/v1/messages"))
+                .bearer_auth(API_TOKEN)
+                .json(&json!({ "account": "wa-main", "to": to(i), "text": format!("m{i}") }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        });
+    }
+    set.join_all().await;
+    for _ in 0..6_000 {
+        if mock.requests().len() >= 2_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Give a (wrong) duplicate send every chance to show up.
+    a.daemon.app().outbox_wake.notify_waiters();
+    b.daemon.app().outbox_wake.notify_waiters();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for r in mock.requests() {
+        *per_recipient.entry(r.body["to"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(per_recipient.len(), 2_000, "every message delivered");
+    assert!(per_recipient.values().all(|n| *n == 1), "a message was sent twice");
+    assert_eq!(a.daemon.app().store.queued_count("wa-main").await.unwrap(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_delivery_hands_its_lease_over_after_expiry_without_a_double_send() {
+    let Some(pg) = PgSchema::create("a_daemon_killed_mid_delivery").await else { return };
+    let mock = MockProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for n in ["a", "b"] {
+        let path = dir.path().join(format!("{n}.toml"));
+        std::fs::write(&path, config_text(&dir.path().join(n), &mock, &pg, "workers = 1\nlease_ms = 1000")).unwrap();
+        nodes.push(path);
+    }
+    // Real processes on the system clock: the lease really runs out.
+    let a = start(&nodes[0]);
+    let hold = mock.hold_next(200, String::from_utf8(fixture("send_ok.json")).unwrap());
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/v1/messages", a.base))
+        .bearer_auth(API_TOKEN)
+        .json(&json!({ "account": "wa-main", "to": USER, "text": "exactly once" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    eventually("a's attempt reaches the provider (and is held there)", || mock.requests().len() == 1).await;
+
+    let b = start(&nodes[1]);
+    // While a lives it renews its lease: b never touches the message.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(mock.requests().len(), 1, "b must not send while a's lease is live");
+
+    kill9(a);
+    drop(hold); // a's connection is gone; the provider never answered it
+    let get = |id: String| {
+        let (http, base) = (http.clone(), b.base.clone());
+        async move {
+            let r = http.get(format!("{base}/v1/messages/{id}")).bearer_auth(API_TOKEN).send().await.unwrap();
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let mut m = serde_json::Value::Null;
+    for _ in 0..2_000 {
+        m = get(id.clone()).await;
+        if m["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(m["status"], "sent", "{m}");
+    assert_eq!(mock.requests().len(), 2, "the dead node's cut-off attempt and the survivor's");
+    assert_eq!(mock.accepted(), 1, "one send completed");
+    assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "only the survivor's attempt is recorded: {m}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mock.requests().len(), 2, "and nothing after");
+    terminate(b);
+}
