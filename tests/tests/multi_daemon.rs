@@ -164,3 +164,120 @@ async fn a_daemon_killed_mid_delivery_hands_its_lease_over_after_expiry_without_
     assert_eq!(mock.requests().len(), 2, "and nothing after");
     terminate(b);
 }
+
+mod telegram {
+    //! One Telegram bot, two daemons in poll mode on one store: the account lease lets exactly
+    //! one of them call `getUpdates` at a time, and every update is stored once.
+
+    use super::*;
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const BOT_TOKEN: &str = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+    const FIRST_UPDATE: i64 = 718_245_931;
+
+    /// A fake Bot API `getUpdates` counting calls in flight (each held 15 ms).
+    #[derive(Default)]
+    struct FakeBot {
+        updates: Mutex<Vec<Value>>,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        calls: AtomicUsize,
+    }
+
+    impl FakeBot {
+        fn push(&self, n: usize) {
+            let mut u = self.updates.lock().unwrap();
+            for _ in 0..n {
+                let id = FIRST_UPDATE + u.len() as i64;
+                u.push(json!({"update_id": id, "message": {"message_id": id - FIRST_UPDATE + 1, "from": {"id": 5123456789i64, "is_bot": false, "first_name": "Sheena"}, "chat": {"id": 5123456789i64, "type": "private"}, "date": 1749416383, "text": format!("update {id}")}}));
+            }
+        }
+    }
+
+    struct InFlight<'a>(&'a FakeBot);
+
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn get_updates(State(bot): State<Arc<FakeBot>>, uri: axum::http::Uri, body: Bytes) -> axum::Json<Value> {
+        assert_eq!(uri.path(), format!("/bot{BOT_TOKEN}/getUpdates"), "only getUpdates is called in poll mode");
+        let now = bot.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        // A caller that goes away (a daemon stopping mid-poll) ends its call too.
+        let _guard = InFlight(&bot);
+        bot.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        bot.calls.fetch_add(1, Ordering::SeqCst);
+        let req: Value = serde_json::from_slice(&body).unwrap();
+        let offset = req["offset"].as_i64();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let limit = req["limit"].as_u64().unwrap_or(100) as usize;
+        let result: Vec<Value> = bot
+            .updates
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|u| offset.is_none_or(|o| u["update_id"].as_i64().unwrap() >= o))
+            .take(limit)
+            .cloned()
+            .collect();
+        axum::Json(json!({"ok": true, "result": result}))
+    }
+
+    fn config(dir: &std::path::Path, api: &str, pg: &PgSchema) -> Config {
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nplugins_dir = \"{}\"\napi_tokens = [\"{API_TOKEN}\"]\n{}\n\
+             [accounts.tg]\nplugin = \"telegram\"\n\
+             secrets = {{ bot_token = \"{BOT_TOKEN}\", secret_token = \"unused-in-poll-mode\" }}\n\
+             settings = {{ api_base = \"{api}\", mode = \"poll\", poll_timeout_secs = \"0\", poll_limit = \"3\" }}\n",
+            dir.join("data").display(),
+            plugins_dir().display(),
+            pg.store_toml(),
+        );
+        Config::parse(&text, "test").unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_daemons_one_bot_only_one_polls_and_every_update_is_stored_once() {
+        let Some(pg) = PgSchema::create("two_daemons_one_bot_only_one_polls").await else { return };
+        let bot = Arc::new(FakeBot::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().fallback(get_updates).with_state(bot.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        bot.push(7);
+
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let a = TestDaemon::start_with(config(&dir.path().join("a"), &api, &pg), clock.clone()).await;
+        let b = TestDaemon::start_with(config(&dir.path().join("b"), &api, &pg), clock.clone()).await;
+        let store = a.daemon.app().store.clone();
+        eventually_async("the 7 updates are stored", || async { store.inbox_len().await.unwrap() == 7 }).await;
+        let calls = bot.calls.load(Ordering::SeqCst);
+        eventually("polling goes on", || bot.calls.load(Ordering::SeqCst) >= calls + 4).await;
+        assert_eq!(bot.max_in_flight.load(Ordering::SeqCst), 1, "never two getUpdates for one bot at once");
+        let lease = store.lease_get("poll:tg").await.unwrap().expect("the account lease is held");
+
+        // One node leaves (releasing its lease); the other polls on and stores what comes next.
+        a.stop().await;
+        bot.push(5);
+        let store = b.daemon.app().store.clone();
+        eventually_async("the 5 new updates are stored", || async { store.inbox_len().await.unwrap() == 12 }).await;
+        assert_eq!(bot.max_in_flight.load(Ordering::SeqCst), 1);
+        let now = store.lease_get("poll:tg").await.unwrap().expect("still held");
+        assert!(now.token >= lease.token);
+        let v = b.claim(1_000, 600_000).await;
+        let ids: Vec<String> = v["events"].as_array().unwrap().iter().map(|e| e["provider_event_id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(ids.len(), 12, "{ids:?}");
+        let expected: BTreeSet<String> = (0..12).map(|i| (FIRST_UPDATE + i).to_string()).collect();
+        assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), expected);
+        b.stop().await;
+    }
+}
