@@ -9,6 +9,7 @@ pub mod config;
 pub mod model;
 pub mod redact;
 pub mod store;
+pub mod store_cli;
 pub mod accounts;
 pub mod admin_cli;
 pub mod egress;

@@ -74,6 +74,11 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Move a store between engines: export a (stopped) redb store, import into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Write the systemd unit (Type=notify, watchdog, hardening) with this machine's paths.
     InstallService {
         /// The config the service runs with (made absolute).
@@ -139,6 +144,24 @@ enum OutboxCommand {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Write every record of the config's redb store (daemon stopped) as JSON lines.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Read an export into the config's (postgres) store. Idempotent: safe to run again.
+    Import {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum InboxCommand {
     Stats,
 }
@@ -198,7 +221,45 @@ fn main() -> ExitCode {
                 format!("backup written to {} ({} bytes; {})", out.display(), summary.bytes, rows.join(", "))
             })
         }),
+        Command::Store { command } => store_command(command),
         Command::InstallService { config, binary, user, output, force } => install_service(config, binary, user, output, force),
+    }
+}
+
+fn store_command(command: StoreCommand) -> ExitCode {
+    let (config_path, run): (PathBuf, Box<dyn FnOnce(Config) -> Result<String, switchboard::store_cli::TransferError>>) = match command {
+        StoreCommand::Export { out, config } => (
+            config,
+            Box::new(move |cfg| {
+                let s = switchboard::store_cli::export(&cfg, &out)?;
+                Ok(format!("exported {} record(s) to {}: {:?}", s.records.values().sum::<u64>(), out.display(), s.records))
+            }),
+        ),
+        StoreCommand::Import { from, config } => (
+            config,
+            Box::new(move |cfg| {
+                let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+                let s = rt.block_on(switchboard::store_cli::import(&cfg, &from))?;
+                Ok(format!("imported {} record(s) from {} ({} new): {:?}", s.records.values().sum::<u64>(), from.display(), s.written, s.records))
+            }),
+        ),
+    };
+    let cfg = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cfg) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError>;
 
     // Operations
+    /// Writes exported records (`switchboard store import`); idempotent. Returns how many
+    /// rows were new.
+    async fn import(&self, records: Vec<ExportRecord>) -> Result<u64, StoreError>;
     /// A consistent copy of the whole store in a new redb file (redb only).
     async fn backup_to(&self, path: &Path) -> Result<BackupSummary, StoreError>;
     /// One round trip through the write path: proves that writes still commit.

@@ -6,14 +6,14 @@ use crate::model::InboundEvent;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct InboxLease {
+pub struct InboxLease {
     pub token: u64,
     pub consumer: String,
     pub expires_at_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct InboxRow {
+pub struct InboxRow {
     pub id: u64,
     pub account: String,
     pub correlation_id: String,

@@ -20,6 +20,7 @@ pub(crate) mod postgres;
 mod push;
 pub(crate) mod redb;
 mod tools;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,8 @@ pub use outbox::{
 };
 pub use push::{ClaimedPush, PushDisposition, PushRow};
 pub use tools::{ApprovalInfo, CallEnd, CallStatus, ToolCall};
+pub use transfer::ExportRecord;
+pub use inbox::{InboxLease, InboxRow};
 
 use crate::clock::SharedClock;
 use std::path::{Path, PathBuf};
@@ -147,6 +150,16 @@ impl Store {
     /// daemon) and counts its rows.
     pub fn inspect(path: &Path) -> Result<BackupSummary, StoreError> {
         redb::RedbStore::inspect(path)
+    }
+
+    /// Writes every record of a stopped redb store to `emit` (`switchboard store export`).
+    pub fn export_redb(path: &Path, emit: impl FnMut(ExportRecord) -> std::io::Result<()>) -> Result<usize, StoreError> {
+        redb::export::export(path, emit)
+    }
+
+    /// Writes exported records into this store (`switchboard store import`); idempotent.
+    pub async fn import(&self, records: Vec<ExportRecord>) -> Result<u64, StoreError> {
+        self.backend.import(records).await
     }
 
     /// Stores a verified webhook's events. Events seen before (same account and provider

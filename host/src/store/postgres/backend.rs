@@ -183,6 +183,10 @@ impl Backend for PgStore {
         PgStore::session_admits(self, account, conversation, opts).await
     }
 
+    async fn import(&self, records: Vec<ExportRecord>) -> Result<u64, StoreError> {
+        PgStore::import(self, records).await
+    }
+
     async fn backup_to(&self, path: &Path) -> Result<BackupSummary, StoreError> {
         PgStore::backup_to(self, path).await
     }

@@ -18,6 +18,7 @@ mod backend;
 mod batch;
 mod dlq;
 mod history;
+mod import;
 mod inbox;
 mod ingest;
 mod kv;

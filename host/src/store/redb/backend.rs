@@ -183,6 +183,10 @@ impl Backend for RedbStore {
         RedbStore::session_admits(self, account, conversation, opts)
     }
 
+    async fn import(&self, _records: Vec<ExportRecord>) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported { op: "store import", backend: "redb", hint: "import targets PostgreSQL; copy a redb store with `switchboard backup`" })
+    }
+
     async fn backup_to(&self, path: &Path) -> Result<BackupSummary, StoreError> {
         RedbStore::backup_to(self, path).await
     }

@@ -185,7 +185,7 @@ fn touch_conversation(txn: &WriteTransaction, account: &str, conversation: &str,
 
 /// Poll cursors: account → what to pass to the plugin's next `poll` (Telegram: the next
 /// `getUpdates` offset). Written only together with the events it covers.
-const POLL_CURSORS: redb::TableDefinition<'_, &str, &str> = redb::TableDefinition::new("poll_cursors");
+pub(super) const POLL_CURSORS: redb::TableDefinition<'_, &str, &str> = redb::TableDefinition::new("poll_cursors");
 
 
 impl RedbStore {

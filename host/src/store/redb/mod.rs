@@ -8,6 +8,7 @@
 
 mod backend;
 mod dlq;
+pub mod export;
 mod history;
 mod inbox;
 mod ingest;

@@ -5,6 +5,7 @@
 
 mod poll;
 mod tools;
+mod transfer;
 
 use super::testing::{TestStore, conformance};
 use super::*;
