@@ -16,6 +16,8 @@
 //! the version it started on, so a reload ([`watch`]) never disturbs calls in flight.
 
 pub mod bindings;
+#[doc(hidden)]
+pub mod bench;
 mod convert;
 mod host_impl;
 mod inspect;
@@ -177,6 +179,12 @@ impl Runtime {
     }
 
     pub fn with_options(services: HostServices, options: RuntimeOptions) -> Result<Self, LoadError> {
+        Self::with_engine(services, options, true)
+    }
+
+    /// `epochs = false` only for `benches/plugin.rs`, to measure what the guest deadline costs:
+    /// without epoch interruption nothing stops a looping guest.
+    fn with_engine(services: HostServices, options: RuntimeOptions, epochs: bool) -> Result<Self, LoadError> {
         let engine_err = |e: wasmtime::Error| LoadError::Dir { path: "<engine>".into(), reason: format!("{e:#}") };
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_COMPONENT_INSTANCES)
@@ -189,7 +197,7 @@ impl Runtime {
             .max_memory_size(options.max_memory_bytes());
         let mut cfg = EngineConfig::new();
         cfg.wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(epochs)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match &options.cache_dir {
             Some(dir) => {
