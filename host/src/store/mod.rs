@@ -38,6 +38,7 @@ pub use outbox::{
 };
 
 use crate::clock::SharedClock;
+use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
@@ -60,7 +61,8 @@ impl Default for StoreOptions {
 /// A cheap-to-clone handle to the store.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// The open database; empty while the writer reopens it after an I/O error.
+    db: Arc<ArcSwapOption<Database>>,
     /// The redb file (for the online backup).
     path: Arc<std::path::PathBuf>,
     writer: Writer,
@@ -76,7 +78,8 @@ impl Store {
         }
         let db = Arc::new(Database::create(path)?);
         tables::create_all(&db)?;
-        let writer = Writer::start(db.clone(), opts.max_batch);
+        let db = Arc::new(ArcSwapOption::new(Some(db)));
+        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch);
         Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
     }
 
@@ -95,12 +98,18 @@ impl Store {
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        let db = self.db.load_full().ok_or_else(|| StoreError::Unavailable("reopening after an i/o error".into()))?;
+        Ok(db.begin_read()?)
     }
 
     /// Statistics for `/metrics` and benchmarks: (transactions, requests) committed so far.
     pub fn commit_stats(&self) -> (u64, u64) {
         self.writer.stats()
+    }
+
+    /// How often the database was reopened after an I/O error such as a full disk.
+    pub fn reopens(&self) -> u64 {
+        self.writer.reopens()
     }
 
     /// Calls `f(commit latency, requests in the batch)` after every group commit (for
