@@ -326,8 +326,14 @@ impl Runtime {
         let r = call.run(|s, c| c.call_parse_inbound(s, &req)).await;
         Ok(match call.finish(r)? {
             Ok(events) => {
-                call.check(convert::check_events(&events))?;
-                Ok(events.into_iter().map(convert::event_from_wit).collect())
+                call.check(convert::check_event_sizes(&events))?;
+                // Ids and conversations come from the webhook: one too long to store is the
+                // request's fault (a 400 the provider does not retry forever), not a plugin
+                // failure (a 500).
+                match convert::check_event_ids(&events) {
+                    Ok(()) => Ok(events.into_iter().map(convert::event_from_wit).collect()),
+                    Err(e) => Err(format!("the webhook cannot be stored: {e}")),
+                }
             }
             Err(e) => Err(convert::parse_error_text(e)),
         })
