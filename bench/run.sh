@@ -23,6 +23,9 @@ settings = { phone_number_id = "106540352242922", api_base = "http://127.0.0.1:1
 [delivery]
 workers = 4
 batch = 64
+max_queued = 200000
+[inbox]
+max_open_sessions = 5000
 [delivery.rate_limits]
 account_per_sec = 10000000
 recipient_per_sec = 1000
@@ -39,9 +42,27 @@ after=$(stats)
 dispatch=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" dispatch --api-token bench-token --mock 127.0.0.1:18999)
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 kill "$pid"; wait "$pid" || true
-python3 - "$SECS" "$rss_kib" <<PY
+
+# Footprint: a fresh daemon with 10 plugins (the 7 bundled, the example, a scaffolded channel
+# and tool) and 100k messages queued behind a provider that throttles every send for an hour.
+fp="$tmp/fp-plugins"; mkdir -p "$fp"
+cp "$TARGET/bench-plugins"/* "$fp/"
+"$BIN/switchboard" plugin build examples/minimal-channel --out "$fp" >/dev/null
+for kind in channel tool; do
+  "$BIN/switchboard" plugin new "fp-$kind" --kind "$kind" --dir "$tmp/fp-$kind" >/dev/null
+  "$BIN/switchboard" plugin build "$tmp/fp-$kind" --out "$fp" >/dev/null
+done
+sed -e "s|$tmp/data|$tmp/fp-data|" -e "s|plugins_dir = .*|plugins_dir = \"$fp\"|" "$tmp/switchboard.toml" > "$tmp/fp.toml"
+SWITCHBOARD_LOG=warn "$BIN/switchboard" run --config "$tmp/fp.toml" &
+pid=$!
+for _ in $(seq 600); do curl -sf http://127.0.0.1:18787/readyz >/dev/null && break; sleep 0.1; done
+plugins=$(curl -sf http://127.0.0.1:18787/readyz | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["plugins"]))')
+footprint=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 footprint --api-token bench-token --mock 127.0.0.1:18999 --pid "$pid" --queue 100000 --idle-seconds 10)
+kill "$pid"; wait "$pid" || true
+python3 - "$SECS" "$rss_kib" "$plugins" <<PY
 import json, re, sys, platform, subprocess, datetime
-secs, rss = sys.argv[1], int(sys.argv[2])
+secs, rss, plugins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fp = json.loads('''$footprint''')
 ingest = json.loads('''$ingest''')
 before, after = json.loads('''$before'''), json.loads('''$after''')
 lines = [json.loads(l) for l in '''$dispatch'''.strip().splitlines()]
@@ -60,7 +81,8 @@ load generator on the same machine; command: \`bench/run.sh {secs}\`.
 | durable ingest (signed ~1 KiB webhooks, 64 connections) | {ingest['per_second']:.0f} req/s ({ingest['ok']} ok, {ingest['errors']} errors) | {ingest['p50_ms']:.2f} ms | {ingest['p99_ms']:.2f} ms | {ingest['max_ms']:.1f} ms | {reqs/max(txns,1):.1f} store requests per transaction ({txns} commits) |
 | outbound accept (\`POST /v1/messages\`, 64 connections) | {accept['per_second']:.0f} req/s | {accept['p50_ms']:.2f} ms | {accept['p99_ms']:.2f} ms | {accept['max_ms']:.1f} ms | |
 | outbound end to end (API → worker → plugin → mock Graph API) | {e2e['per_second']:.0f} msg/s ({e2e['delivered']}/{e2e['accepted']} delivered) | lag {e2e['lag_p50_ms']:.1f} ms | lag {e2e['lag_p99_ms']:.1f} ms | lag {e2e['lag_max_ms']:.1f} ms | queue lag = POST to provider receipt |
-| daemon RSS after the run | {rss/1024:.0f} MiB | | | | |
+| daemon RSS after the load runs | {rss/1024:.0f} MiB | | | | |
+| footprint: {fp['queued']} messages queued, {plugins} plugins loaded | RSS {fp['rss_mib']:.0f} MiB (peak {fp['peak_rss_mib']:.0f} MiB) | | | | idle CPU {fp['idle_cpu_percent']:.1f} % over {fp['idle_seconds']} s; queue filled in {fp['fill_seconds']:.0f} s |
 <!-- bench:end -->"""
 doc = open("BENCHMARKS.md").read()
 doc = re.sub(r"<!-- bench:begin -->.*<!-- bench:end -->", table, doc, flags=re.S)

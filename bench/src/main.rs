@@ -6,6 +6,9 @@
 //!   one keep-alive HTTP/1.1 connection per `--connections`.
 //! - `dispatch`: `POST /v1/messages` while playing the Graph API itself on `--mock`, measuring
 //!   end-to-end time from the POST to the provider receiving the message (queue lag).
+//! - `footprint`: queues `--queue` messages behind a provider that throttles every send for an
+//!   hour (429, Retry-After: 3600: each message is attempted once, then waits), then reports the
+//!   daemon's RSS and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -56,6 +59,22 @@ enum Scenario {
         #[arg(long, default_value = "127.0.0.1:9999")]
         mock: SocketAddr,
     },
+    Footprint {
+        #[arg(long, default_value = "wa-main")]
+        account: String,
+        #[arg(long)]
+        api_token: String,
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        mock: SocketAddr,
+        /// The daemon's process id (RSS and CPU time come from /proc/PID).
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 100_000)]
+        queue: u64,
+        /// How long to watch the idle daemon's CPU time.
+        #[arg(long, default_value_t = 10)]
+        idle_seconds: u64,
+    },
 }
 
 fn loopback(url: &str) -> Result<SocketAddr> {
@@ -92,6 +111,11 @@ fn webhook_body(n: u64) -> Vec<u8> {
         }}]}]
     });
     body.to_string().into_bytes()
+}
+
+/// Outbound recipient of message `n`: 1,000 of them in turn.
+fn recipient(n: u64) -> String {
+    format!("1650{:07}", n % 1_000)
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -199,7 +223,8 @@ fn stop_after(run: Arc<Run>, d: Duration) {
 }
 
 /// Plays the Graph API: records when each message (its text carries the send time) arrives.
-async fn mock_graph(addr: SocketAddr, epoch: Instant, lag: Arc<Mutex<Histogram<u64>>>, received: Arc<AtomicU64>) -> Result<()> {
+/// With `throttle`, every send is refused with 429 and Retry-After: 3600 (Graph error 130429).
+async fn mock_graph(addr: SocketAddr, epoch: Instant, lag: Arc<Mutex<Histogram<u64>>>, received: Arc<AtomicU64>, throttle: bool) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind mock on {addr}"))?;
     tokio::spawn(async move {
         loop {
@@ -216,6 +241,11 @@ async fn mock_graph(addr: SocketAddr, epoch: Instant, lag: Arc<Mutex<Histogram<u
                             let _ = lag.lock().await.record(now_us.saturating_sub(sent_us).max(1));
                         }
                         let n = received.fetch_add(1, Ordering::Relaxed);
+                        if throttle {
+                            let body = r#"{"error":{"code":130429,"message":"Rate limit hit"}}"#;
+                            let resp = Response::builder().status(429).header("retry-after", "3600").body(Full::new(Bytes::from(body)));
+                            return Ok::<_, std::convert::Infallible>(resp.expect("static response"));
+                        }
                         let ok = format!(r#"{{"messaging_product":"whatsapp","messages":[{{"id":"wamid.B{n}"}}]}}"#);
                         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(ok))))
                     }
@@ -234,7 +264,7 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
     let epoch = Instant::now();
     let lag = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
     let received = Arc::new(AtomicU64::new(0));
-    mock_graph(mock, epoch, lag.clone(), received.clone()).await?;
+    mock_graph(mock, epoch, lag.clone(), received.clone(), false).await?;
     let run = Run::new();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -245,8 +275,9 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             while let Some(n) = run.take(limit) {
                 let sent_us = epoch.elapsed().as_micros() as u64;
-                // Distinct recipients, so per-recipient limits and conversation order don't serialise the run.
-                let body = serde_json::json!({ "account": account, "to": format!("1650{:07}", n % 10_000_000), "text": format!("t={sent_us}") });
+                // 1,000 recipients in turn: per-recipient limits and conversation order don't
+                // serialise the run, and the open sessions stay under the bench config's cap.
+                let body = serde_json::json!({ "account": account, "to": recipient(n), "text": format!("t={sent_us}") });
                 let req = Request::post("/v1/messages")
                     .header("host", &host)
                     .header("authorization", format!("Bearer {token}"))
@@ -299,6 +330,93 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
     Ok(())
 }
 
+/// Resident and peak memory (KiB) and CPU time (clock ticks) of process `pid`.
+fn proc_stats(pid: u32) -> Result<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> u64 {
+        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok((kib("VmRSS:"), kib("VmHWM:"), ticks))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn footprint(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock: SocketAddr, pid: u32, queue: u64, idle: u64) -> Result<()> {
+    if !mock.ip().is_loopback() {
+        bail!("the mock must listen on loopback");
+    }
+    let received = Arc::new(AtomicU64::new(0));
+    let lag = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    mock_graph(mock, Instant::now(), lag, received.clone(), true).await?;
+    let run = Run::new();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..cli.connections {
+        let (run, account, token, host) = (run.clone(), account.to_string(), token.to_string(), addr.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await?;
+            while let Some(n) = run.take(queue) {
+                let body = serde_json::json!({ "account": account, "to": recipient(n), "text": format!("backlog {n}") });
+                let req = Request::post("/v1/messages")
+                    .header("host", &host)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))?;
+                let ok = match sender.send_request(req).await {
+                    Ok(resp) => {
+                        let status = drain(resp).await;
+                        if status != 202 && run.errors.load(Ordering::Relaxed) == 0 {
+                            eprintln!("footprint: first refused send answered {status}");
+                        }
+                        status == 202
+                    }
+                    Err(_) => {
+                        sender = connect(addr).await?;
+                        false
+                    }
+                };
+                if ok { &run.ok } else { &run.errors }.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let queued = run.ok.load(Ordering::Relaxed);
+    // Every message attempted once (and told to wait an hour), bounded.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while received.load(Ordering::Relaxed) < queued && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let filled = start.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, _, t0) = proc_stats(pid)?;
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let (rss, hwm, t1) = proc_stats(pid)?;
+    // Clock ticks are 1/100 s on Linux.
+    let idle_cpu = (t1 - t0) as f64 / (idle as f64 * 100.0) * 100.0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": "footprint",
+            "queued": queued,
+            "errors": run.errors.load(Ordering::Relaxed),
+            "attempted": received.load(Ordering::Relaxed),
+            "fill_seconds": filled.as_secs_f64(),
+            "rss_mib": rss as f64 / 1024.0,
+            "peak_rss_mib": hwm as f64 / 1024.0,
+            "idle_cpu_percent": idle_cpu,
+            "idle_seconds": idle,
+        })
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -306,6 +424,9 @@ async fn main() -> Result<()> {
     match &cli.scenario {
         Scenario::Ingest { account, app_secret } => ingest(&cli, addr, account, app_secret).await,
         Scenario::Dispatch { account, api_token, mock } => dispatch(&cli, addr, account, api_token, *mock).await,
+        Scenario::Footprint { account, api_token, mock, pid, queue, idle_seconds } => {
+            footprint(&cli, addr, account, api_token, *mock, *pid, *queue, *idle_seconds).await
+        }
     }
 }
 

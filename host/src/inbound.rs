@@ -10,7 +10,7 @@
 use crate::accounts::AccountState;
 use crate::app::App;
 use crate::model::{HttpRequest, HttpResponse};
-use crate::runtime::CallError;
+use crate::runtime::{self, CallError};
 use crate::store::{IngestOutcome, IngestRequest, Ingested, StoreError};
 use crate::verify::{self, Handshake, Scheme, VerifyError};
 
@@ -77,10 +77,10 @@ pub async fn receive(app: &App, account: &str, req: HttpRequest, correlation_id:
     })?;
     // Verified: a signed handshake (Slack url_verification, Discord PING) is answered by the
     // plugin and stored nowhere.
-    if let Some(answer) = app.runtime.handshake(&ctx, req.clone()).await? {
-        return Ok(Received::Answered(answer));
-    }
-    let events = app.runtime.parse_inbound(&ctx, req).await?.map_err(InboundError::Parse)?;
+    let events = match app.runtime.receive(&ctx, req).await? {
+        runtime::Received::Answered(answer) => return Ok(Received::Answered(answer)),
+        runtime::Received::Parsed(events) => events.map_err(InboundError::Parse)?,
+    };
     // One transaction: inbox/push rows, history, and approval replies (an authorized YES/NO
     // resolves the conversation's pending approvals here, so a duplicate webhook cannot resolve
     // twice); approved tool calls run after it is durable (`agent::approvals`).

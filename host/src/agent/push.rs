@@ -61,12 +61,16 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        let claimed = match app.store.claim_push(BATCH, lease_ms).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "push claim failed");
-                Vec::new()
-            }
+        // Look (a read) before claiming (a durable write): idle, nothing is committed.
+        let claimed = match app.store.push_due().await {
+            Ok(false) => Vec::new(),
+            _ => match app.store.claim_push(BATCH, lease_ms).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "push claim failed");
+                    Vec::new()
+                }
+            },
         };
         if claimed.is_empty() {
             tokio::select! {

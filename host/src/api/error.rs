@@ -23,17 +23,21 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut resp = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.code == STORE_UNAVAILABLE {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
         resp
     }
 }
 
+/// A store failure is the daemon's, not the request's (a full disk, an I/O error): 503 with
+/// Retry-After, so a provider retries the webhook later instead of dropping it.
+const STORE_UNAVAILABLE: &str = "store_unavailable";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", "storage failed; nothing was acknowledged, retry")
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE, "storage failed; nothing was acknowledged, retry")
     }
 }
 

@@ -22,7 +22,8 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<serde_json
     if draining {
         not_ready.push("shutting down".to_string());
     }
-    let store_ok = app.store.inbox_len().await.is_ok();
+    // A real (tiny) write: a full disk still reads fine but takes no webhooks.
+    let store_ok = matches!(tokio::time::timeout(std::time::Duration::from_secs(2), app.store.ping()).await, Ok(Ok(())));
     if !store_ok {
         not_ready.push("store: unavailable".to_string());
     }

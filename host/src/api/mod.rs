@@ -24,6 +24,21 @@ const API_BODY_LIMIT: usize = 256 * 1024;
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
+/// The most header bytes (names and values) a request may carry; more is a 431. Providers send
+/// a few hundred bytes; common proxies allow 8–32 KiB. hyper alone would take ~400 KiB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+async fn limit_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if size > MAX_HEADER_BYTES {
+        tracing::warn!(size, limit = MAX_HEADER_BYTES, path = req.uri().path(), "request headers too large");
+        let message = format!("request headers of {size} bytes (limit {MAX_HEADER_BYTES})");
+        return ApiError::new(axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", message).into_response();
+    }
+    next.run(req).await
+}
+
 pub fn router(app: Arc<App>) -> Router {
     let webhook_limit = app.config.max_body_bytes;
     let webhooks = Router::new()
@@ -52,5 +67,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(app)
 }

@@ -129,6 +129,12 @@ pub(super) fn check_outcome(o: &wit::DeliveryOutcome) -> Result<(), String> {
 }
 
 pub(super) fn check_events(events: &[wit::InboundEvent]) -> Result<(), String> {
+    check_event_sizes(events)?;
+    check_event_ids(events)
+}
+
+/// How many events and how many bytes in all: the plugin's doing.
+pub(super) fn check_event_sizes(events: &[wit::InboundEvent]) -> Result<(), String> {
     if events.len() > MAX_EVENTS {
         return Err(format!("{} events (limit {MAX_EVENTS})", events.len()));
     }
@@ -139,6 +145,12 @@ pub(super) fn check_events(events: &[wit::InboundEvent]) -> Result<(), String> {
     if bytes > MAX_EVENTS_BYTES {
         return Err(format!("events of {bytes} bytes (limit {MAX_EVENTS_BYTES})"));
     }
+    Ok(())
+}
+
+/// Ids and conversations short enough to store. A parser copies them from the webhook, so one
+/// too long is usually the request's doing.
+pub(super) fn check_event_ids(events: &[wit::InboundEvent]) -> Result<(), String> {
     if let Some(e) = events.iter().find(|e| e.provider_event_id.len() > MAX_ID_BYTES || e.conversation.len() > MAX_ID_BYTES) {
         return Err(format!("event id or conversation over {MAX_ID_BYTES} bytes (event {})", e.provider_event_id.len()));
     }

@@ -41,10 +41,15 @@ impl Runtime {
             Ok(Some(plugin)) => {
                 let name = plugin.manifest.name.clone();
                 tracing::info!(plugin = %name, version = %plugin.manifest.version, path = %key, "plugin loaded");
-                let previous = write(&self.plugins).insert(name, Arc::new(plugin));
-                if let Some(p) = previous {
-                    p.counters.reloaded(true);
+                // Whoever sees the new version also sees its error cleared and the reload
+                // counted: both change before the swap, under the errors lock the swap holds.
+                let mut errors = write(&self.load_errors);
+                errors.remove(&key);
+                let mut plugins = write(&self.plugins);
+                if plugins.contains_key(&name) {
+                    plugin.counters.reloaded(true);
                 }
+                plugins.insert(name, Arc::new(plugin));
                 Ok(Loaded::Swapped)
             }
             Err(reason) => {

@@ -16,6 +16,8 @@
 //! the version it started on, so a reload ([`watch`]) never disturbs calls in flight.
 
 pub mod bindings;
+#[doc(hidden)]
+pub mod bench;
 mod convert;
 mod host_impl;
 mod inspect;
@@ -177,6 +179,12 @@ impl Runtime {
     }
 
     pub fn with_options(services: HostServices, options: RuntimeOptions) -> Result<Self, LoadError> {
+        Self::with_engine(services, options, true)
+    }
+
+    /// `epochs = false` only for `benches/plugin.rs`, to measure what the guest deadline costs:
+    /// without epoch interruption nothing stops a looping guest.
+    fn with_engine(services: HostServices, options: RuntimeOptions, epochs: bool) -> Result<Self, LoadError> {
         let engine_err = |e: wasmtime::Error| LoadError::Dir { path: "<engine>".into(), reason: format!("{e:#}") };
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_COMPONENT_INSTANCES)
@@ -189,7 +197,7 @@ impl Runtime {
             .max_memory_size(options.max_memory_bytes());
         let mut cfg = EngineConfig::new();
         cfg.wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(epochs)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match &options.cache_dir {
             Some(dir) => {
@@ -315,14 +323,24 @@ impl Runtime {
     ) -> Result<Result<Vec<InboundEvent>, String>, CallError> {
         let req = convert::request_to_wit(req);
         let mut call = self.begin(account).await?;
-        let r = call.run(|s, c| c.call_parse_inbound(s, &req)).await;
-        Ok(match call.finish(r)? {
-            Ok(events) => {
-                call.check(convert::check_events(&events))?;
-                Ok(events.into_iter().map(convert::event_from_wit).collect())
-            }
-            Err(e) => Err(convert::parse_error_text(e)),
-        })
+        call.parse_inbound(&req).await
+    }
+
+    /// One verified webhook delivery: the plugin's `handshake` (a signed challenge such as
+    /// Slack's `url_verification` is answered, nothing else happens), else its `parse-inbound`.
+    /// Both run on **one** instance: they see the same request of the same account, so sharing
+    /// leaks nothing, and the webhook path pays for one instantiation instead of two. Each call
+    /// gets the full guest-time budget.
+    pub async fn receive(&self, account: &Arc<AccountCtx>, req: HttpRequest) -> Result<Received, CallError> {
+        let req = convert::request_to_wit(req);
+        let mut call = self.begin(account).await?;
+        let r = call.run(|s, c| c.call_handshake(s, &req)).await;
+        if let Some(answer) = call.finish(r)? {
+            call.check(convert::check_response(&answer))?;
+            return Ok(Received::Answered(convert::response_from_wit(answer)));
+        }
+        call.rearm();
+        Ok(Received::Parsed(call.parse_inbound(&req).await?))
     }
 
     pub async fn deliver(&self, account: &Arc<AccountCtx>, msg: convert::Outbound<'_>) -> Result<DeliveryOutcome, CallError> {
@@ -435,6 +453,15 @@ fn new_store(
     store
 }
 
+/// What a plugin made of one verified webhook ([`Runtime::receive`]).
+#[derive(Debug)]
+pub enum Received {
+    /// A signed handshake: send this response, store nothing.
+    Answered(HttpResponse),
+    /// Events, or the plugin's reason the body is not a valid webhook.
+    Parsed(Result<Vec<InboundEvent>, String>),
+}
+
 /// One call in progress: its store, its instance, and the plugin version it runs on.
 struct Call {
     store: WasmStore<HostState>,
@@ -472,6 +499,33 @@ impl Call {
         };
         let wall = self.plugin.limits.call_wall_time;
         Ok(tokio::time::timeout(wall, f(&mut self.store, inst.switchboard_plugin_tool())).await)
+    }
+
+    /// `parse-inbound` with the host's checks on what it returned.
+    async fn parse_inbound(&mut self, req: &bindings::wit::HttpRequest) -> Result<Result<Vec<InboundEvent>, String>, CallError> {
+        let r = self.run(|s, c| c.call_parse_inbound(s, req)).await;
+        Ok(match self.finish(r)? {
+            Ok(events) => {
+                self.check(convert::check_event_sizes(&events))?;
+                // Ids and conversations come from the webhook: one too long to store is the
+                // request's fault (a 400 the provider does not retry forever), not a plugin
+                // failure (a 500).
+                match convert::check_event_ids(&events) {
+                    Ok(()) => Ok(events.into_iter().map(convert::event_from_wit).collect()),
+                    Err(e) => Err(format!("the webhook cannot be stored: {e}")),
+                }
+            }
+            Err(e) => Err(convert::parse_error_text(e)),
+        })
+    }
+
+    /// A fresh guest-time budget for the next export call on this instance.
+    fn rearm(&mut self) {
+        let budget = self.plugin.limits.call_deadline;
+        let state = self.store.data_mut();
+        state.started = Instant::now();
+        state.host_time = Duration::ZERO;
+        self.store.set_epoch_deadline(ticks(budget));
     }
 
     fn finish<R>(&mut self, r: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>) -> Result<R, CallError> {

@@ -35,6 +35,8 @@ pub trait Backend: Send + Sync + 'static {
     // Outbox
     async fn enqueue(&self, msg: NewMessage) -> Result<EnqueueOutcome, StoreError>;
     async fn message(&self, id: &str) -> Result<Option<OutboxRow>, StoreError>;
+    /// Whether any message is due now (a read: idle workers look before they claim).
+    async fn outbox_due(&self) -> Result<bool, StoreError>;
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError>;
     async fn renew_outbox_lease(&self, id: String, token: u64, lease_ms: u64) -> Result<bool, StoreError>;
     async fn record_attempt(&self, id: String, token: u64, attempt: Option<Attempt>, disposition: Disposition) -> Result<RecordResult, StoreError>;
@@ -60,6 +62,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn kv_set(&self, plugin: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError>;
 
     // Push queue
+    /// Whether any push delivery is due now (a read).
+    async fn push_due(&self) -> Result<bool, StoreError>;
     async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError>;
     async fn record_push(&self, id: u64, token: u64, disposition: PushDisposition) -> Result<bool, StoreError>;
     async fn push_len(&self) -> Result<u64, StoreError>;
@@ -97,6 +101,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// (transactions, requests) group-committed so far.
     fn commit_stats(&self) -> (u64, u64);
+    /// How often the engine reopened its database after an I/O error (redb; 0 elsewhere).
+    fn reopens(&self) -> u64;
     fn on_commit(&self, f: CommitObserver);
     /// Finishes what was submitted and releases the engine.
     async fn close(&self);

@@ -19,6 +19,19 @@ pub enum StoreError {
     /// The operation exists for one engine only (e.g. the online backup of a redb file).
     #[error("{op} is not supported by the {backend} store: {hint}")]
     Unsupported { op: &'static str, backend: &'static str, hint: &'static str },
+    /// The database is being reopened after an I/O error (e.g. a full disk); nothing was
+    /// written. Retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// An I/O failure of the file underneath (disk full, EIO). redb refuses every later
+    /// operation on that handle (`PreviousIo`) until the database is reopened.
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::Storage(e) if matches!(**e, redb::Error::Io(_) | redb::Error::PreviousIo))
+            || matches!(self, StoreError::Io(_))
+    }
 }
 
 macro_rules! from_redb {

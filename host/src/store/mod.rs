@@ -220,6 +220,12 @@ impl Store {
         self.backend.message(id).await
     }
 
+    /// Whether any message is due now (a read: idle workers look before they claim, so an
+    /// idle daemon does not commit an empty claim transaction every poll).
+    pub async fn outbox_due(&self) -> Result<bool, StoreError> {
+        self.backend.outbox_due().await
+    }
+
     pub async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
         self.backend.claim_outbox(max, lease_ms, ordered).await
     }
@@ -286,6 +292,11 @@ impl Store {
 
     pub async fn kv_set(&self, plugin: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         self.backend.kv_set(plugin, key, value).await
+    }
+
+    /// Whether any push delivery is due now (a read; see [`Store::outbox_due`]).
+    pub async fn push_due(&self) -> Result<bool, StoreError> {
+        self.backend.push_due().await
     }
 
     pub async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {
@@ -361,6 +372,11 @@ impl Store {
     /// (transactions, requests) group-committed so far.
     pub fn commit_stats(&self) -> (u64, u64) {
         self.backend.commit_stats()
+    }
+
+    /// How often the database was reopened after an I/O error such as a full disk (redb).
+    pub fn reopens(&self) -> u64 {
+        self.backend.reopens()
     }
 
     pub fn on_commit(&self, f: CommitObserver) {

@@ -57,6 +57,7 @@ pub fn meta_handshake(query: &str, verify_token: &Secret) -> Handshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn signed(secret: &str, body: &[u8]) -> HttpRequest {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -121,5 +122,45 @@ mod tests {
         assert_eq!(meta_handshake("hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1", &t), Handshake::Reject);
         assert_eq!(meta_handshake("hub.mode=unsubscribe&hub.verify_token=my+token&hub.challenge=1", &t), Handshake::Reject);
         assert_eq!(meta_handshake("", &t), Handshake::NotHandshake);
+    }
+
+    proptest! {
+        /// Arbitrary bodies and `X-Hub-Signature-256` values (invalid UTF-8 made lossy, huge,
+        /// near-valid) never panic and never verify; the real signature does, in either hex
+        /// case and with unrelated headers around it; any other body under it does not.
+        #[test]
+        fn hostile_signatures_and_bodies(
+            body in prop::collection::vec(any::<u8>(), 0..1024),
+            other in prop::collection::vec(any::<u8>(), 0..1024),
+            value in crate::verify::tests::hostile_value(),
+            extra in prop::collection::vec(("x-[a-z]{1,10}", crate::verify::tests::hostile_value()), 0..4),
+            upper in any::<bool>(),
+        ) {
+            let s = Secret::new("s3cret");
+            let mut good = signed("s3cret", &body);
+            if upper {
+                good.headers[0].1 = good.headers[0].1.to_uppercase().replacen("SHA256=", "sha256=", 1);
+            }
+            good.headers.extend(extra);
+            prop_assert_eq!(verify_meta_sha256(&s, &good), Ok(()));
+            let mut forged = good.clone();
+            forged.headers[0].1 = value;
+            prop_assert!(verify_meta_sha256(&s, &forged).is_err());
+            let mut moved = good.clone();
+            moved.body = other.clone();
+            prop_assert_eq!(verify_meta_sha256(&s, &moved).is_ok(), other == body);
+            prop_assert_eq!(verify_meta_sha256(&Secret::new("s3cret2"), &good), Err(VerifyError::Mismatch));
+        }
+
+        /// The GET handshake's query is arbitrary too: never panics, accepts only the token.
+        #[test]
+        fn hostile_handshake_queries(query in any::<String>(), raw in prop::collection::vec(any::<u8>(), 0..200)) {
+            let t = Secret::new("my token");
+            for q in [query, String::from_utf8_lossy(&raw).into_owned()] {
+                if let Handshake::Accept(_) = meta_handshake(&q, &t) {
+                    prop_assert!(q.contains("verify_token=my"), "{q:?}");
+                }
+            }
+        }
     }
 }

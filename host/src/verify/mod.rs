@@ -204,8 +204,13 @@ fn check_fresh(ts_secs: i64, now_ms: u64) -> Result<(), VerifyError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use base64::Engine as _;
+    use ed25519_dalek::{Signer, SigningKey};
+    use hmac::{Hmac, Mac};
+    use proptest::prelude::*;
+    use sha2::Sha256;
 
     #[test]
     fn names_round_trip_and_every_signed_scheme_names_its_secret() {
@@ -259,6 +264,246 @@ mod tests {
         assert_eq!(parse_unix_secs("1531420618", "h"), Ok(1_531_420_618));
         for bad in ["", "-1", "+1", " 1", "1.5", "1e9", "0x10", "1234567890123456"] {
             assert_eq!(parse_unix_secs(bad, "h"), Err(VerifyError::Malformed("h")), "{bad:?}");
+        }
+    }
+
+    // ---- Hostile input: arbitrary headers and bodies never panic and never verify ----
+
+    /// Every header name any scheme reads, so a random request can hit each scheme's parser.
+    pub(crate) const SCHEME_HEADERS: [&str; 13] = [
+        "x-hub-signature-256",
+        "x-twilio-signature",
+        "x-twilio-webhooks-signature-settings",
+        "host",
+        "x-forwarded-proto",
+        "x-telegram-bot-api-secret-token",
+        "x-slack-signature",
+        "x-slack-request-timestamp",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-signature-ed25519",
+        "x-signature-timestamp",
+    ];
+
+    /// Header values as a hostile or broken client gets them to [`verify`]: bytes that were not
+    /// UTF-8 (lossily decoded: U+FFFD), arbitrary Unicode and control characters, near-valid
+    /// signatures and timestamps, and huge values.
+    pub(crate) fn hostile_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..96).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            any::<String>(),
+            "(sha256=|v0=|v1,|v1a,|sha1=| )?[0-9a-fA-F=+/ ,.]{0,90}",
+            "[0-9]{0,20}",
+            "(key=[a-z0-9_]{0,8},)?algorithm=(HMAC_SHA1|HMAC_SHA256|hmac_sha256|MD5|)",
+            (any::<char>(), 1usize..20_000).prop_map(|(c, n)| c.to_string().repeat(n)),
+        ]
+    }
+
+    /// A header name: one a scheme reads (in any ASCII case) or anything else.
+    fn hostile_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => (prop::sample::select(SCHEME_HEADERS.to_vec()), any::<bool>())
+                .prop_map(|(n, upper)| if upper { n.to_ascii_uppercase() } else { n.to_string() }),
+            1 => "[a-zA-Z0-9-]{1,24}",
+        ]
+    }
+
+    fn hostile_request() -> impl Strategy<Value = HttpRequest> {
+        let url = prop_oneof![
+            Just("/webhooks/a".to_string()),
+            "/webhooks/a\\?[a-zA-Z0-9=&%+]{0,40}",
+            "[0-9a-f]{64}".prop_map(|h| format!("/webhooks/a?bodySHA256={h}")),
+            any::<String>(),
+        ];
+        (
+            prop::collection::vec((hostile_name(), hostile_value()), 0..10),
+            prop::collection::vec(any::<u8>(), 0..1024),
+            url,
+        )
+            .prop_map(|(headers, body, url)| HttpRequest { method: "POST".into(), url, headers, body, timeout_ms: None })
+    }
+
+    /// A usable secret for each scheme (Discord's is the public key of [`discord_key`]).
+    pub(crate) fn secret_for(s: Scheme) -> Secret {
+        match s {
+            Scheme::StandardWebhooks => Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            Scheme::DiscordEd25519 => Secret::new(hex::encode(discord_key().verifying_key().to_bytes())),
+            Scheme::TelegramSecretToken => Secret::new("Tg_secret-token_0123"),
+            _ => Secret::new("hostile-input-secret"),
+        }
+    }
+
+    fn discord_key() -> SigningKey {
+        SigningKey::from_bytes(&[42; 32])
+    }
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+    const PUBLIC_URL: &str = "https://hooks.example/webhooks/a";
+
+    fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// `body` signed as the provider of `scheme` would sign it, at [`NOW_MS`], for
+    /// [`secret_for`] and (Twilio) [`PUBLIC_URL`].
+    pub(crate) fn signed(scheme: Scheme, body: &[u8]) -> HttpRequest {
+        let secret = secret_for(scheme);
+        let key = secret.expose().as_bytes();
+        let ts = (NOW_MS / 1000).to_string();
+        let headers: Vec<(&str, String)> = match scheme {
+            Scheme::MetaSha256 | Scheme::GithubSha256 => {
+                vec![("x-hub-signature-256", format!("sha256={}", hex::encode(hmac256(key, &[body]))))]
+            }
+            Scheme::Twilio => {
+                let mut params = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+                for (k, v) in form_urlencoded::parse(body) {
+                    params.entry(k.into_owned()).or_default().insert(v.into_owned());
+                }
+                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+                mac.update(PUBLIC_URL.as_bytes());
+                for (k, vs) in &params {
+                    for v in vs {
+                        mac.update(k.as_bytes());
+                        mac.update(v.as_bytes());
+                    }
+                }
+                vec![("x-twilio-signature", BASE64.encode(mac.finalize().into_bytes()))]
+            }
+            Scheme::TelegramSecretToken => vec![("x-telegram-bot-api-secret-token", secret.expose().to_string())],
+            Scheme::SlackV0 => {
+                let sig = hmac256(key, &[b"v0:", ts.as_bytes(), b":", body]);
+                vec![("x-slack-request-timestamp", ts), ("x-slack-signature", format!("v0={}", hex::encode(sig)))]
+            }
+            Scheme::StandardWebhooks => {
+                let k = standard_webhooks_key(&secret).unwrap();
+                let sig = hmac256(&k, &[b"msg_1.", ts.as_bytes(), b".", body]);
+                vec![("webhook-id", "msg_1".into()), ("webhook-timestamp", ts), ("webhook-signature", format!("v1,{}", BASE64.encode(sig)))]
+            }
+            Scheme::DiscordEd25519 => {
+                let msg = [ts.as_bytes(), body].concat();
+                let sig = discord_key().sign(&msg);
+                vec![("x-signature-ed25519", hex::encode(sig.to_bytes())), ("x-signature-timestamp", ts)]
+            }
+            Scheme::None => vec![],
+        };
+        HttpRequest {
+            method: "POST".into(),
+            url: "/webhooks/a".into(),
+            headers: headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            body: body.to_vec(),
+            timeout_ms: None,
+        }
+    }
+
+    fn check(scheme: Scheme, req: &HttpRequest) -> Result<(), VerifyError> {
+        let secret = secret_for(scheme);
+        let input = VerifyInput { secret: Some(&secret), public_url: Some(PUBLIC_URL), now_ms: NOW_MS };
+        verify(scheme, &input, req)
+    }
+
+    const SIGNED: [Scheme; 7] = [
+        Scheme::MetaSha256,
+        Scheme::Twilio,
+        Scheme::TelegramSecretToken,
+        Scheme::SlackV0,
+        Scheme::StandardWebhooks,
+        Scheme::DiscordEd25519,
+        Scheme::GithubSha256,
+    ];
+
+    #[test]
+    fn the_signers_used_below_are_right() {
+        assert_eq!(SIGNED.len() + 1, Scheme::ALL.len(), "a new scheme needs a signer here");
+        for s in SIGNED {
+            assert_eq!(check(s, &signed(s, b"{\"a\":1}")), Ok(()), "{s:?}");
+            assert_eq!(check(s, &signed(s, b"")), Ok(()), "{s:?}: empty body");
+        }
+    }
+
+    proptest! {
+        /// Any request at all, whatever its headers (names in any case, duplicates, invalid
+        /// UTF-8 made lossy, huge values), URL and body, is refused by every signed scheme, as
+        /// the request's fault (401), and never panics. (Without `public_url`, Twilio also
+        /// reads `host` / `x-forwarded-proto` from the request.)
+        #[test]
+        fn arbitrary_requests_never_verify_and_never_panic(req in hostile_request(), with_public_url in any::<bool>()) {
+            for s in SIGNED {
+                let secret = secret_for(s);
+                let public_url = with_public_url.then_some(PUBLIC_URL);
+                let input = VerifyInput { secret: Some(&secret), public_url, now_ms: NOW_MS };
+                let got = verify(s, &input, &req);
+                prop_assert!(got.is_err(), "{s:?} accepted {req:?}");
+                prop_assert!(got.unwrap_err().is_request_error(), "{s:?}");
+            }
+            prop_assert_eq!(verify(Scheme::None, &VerifyInput::default(), &req), Ok(()));
+        }
+    }
+
+    proptest! {
+        // Signing Ed25519 is slow in debug builds: fewer cases for the signing properties.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// A correctly signed request with arbitrary bytes as its body still verifies when
+        /// unrelated headers (any values, anywhere in the list) are added; and taking away or
+        /// overriding (a garbage duplicate placed first: the first value counts) any header the
+        /// scheme reads makes it fail.
+        #[test]
+        fn signed_requests_survive_unrelated_headers_but_not_header_tampering(
+            body in prop::collection::vec(any::<u8>(), 0..512),
+            extra in prop::collection::vec(
+                (prop_oneof!["x-[a-z]{1,12}", Just("content-type".to_string()), Just("user-agent".to_string()), Just("x-forwarded-for".to_string())], hostile_value(), any::<prop::sample::Index>()),
+                0..6,
+            ),
+            garbage in hostile_value(),
+        ) {
+            for s in SIGNED {
+                let good = signed(s, &body);
+                let mut req = good.clone();
+                for (name, value, at) in &extra {
+                    let i = at.index(req.headers.len() + 1);
+                    req.headers.insert(i, (name.clone(), value.clone()));
+                }
+                prop_assert_eq!(check(s, &req), Ok(()), "{:?} with extra headers", s);
+                for i in 0..good.headers.len() {
+                    let mut dropped = good.clone();
+                    dropped.headers.remove(i);
+                    prop_assert!(check(s, &dropped).is_err(), "{:?} without {}", s, good.headers[i].0);
+                    if garbage != good.headers[i].1 {
+                        let mut dup = good.clone();
+                        dup.headers.insert(0, (good.headers[i].0.to_ascii_uppercase(), garbage.clone()));
+                        prop_assert!(check(s, &dup).is_err(), "{:?} with a garbage {} first", s, good.headers[i].0);
+                    }
+                }
+            }
+        }
+
+        /// A signature over one body never verifies another (any change, including truncation
+        /// and appending), for every scheme that covers the body (Telegram's token does not).
+        #[test]
+        fn a_signature_never_covers_another_body(
+            body in prop::collection::vec(any::<u8>(), 0..512),
+            other in prop::collection::vec(any::<u8>(), 0..512),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let truncated = body[..cut.index(body.len() + 1)].to_vec();
+            for s in SIGNED.into_iter().filter(|s| *s != Scheme::TelegramSecretToken) {
+                for changed in [&other, &truncated] {
+                    let mut req = signed(s, &body);
+                    req.body = changed.clone();
+                    let same = if s == Scheme::Twilio {
+                        // Twilio signs the decoded, de-duplicated form parameters, not the bytes.
+                        signed(s, changed).headers == req.headers
+                    } else {
+                        *changed == body
+                    };
+                    prop_assert_eq!(check(s, &req).is_ok(), same, "{:?}", s);
+                }
+            }
         }
     }
 }

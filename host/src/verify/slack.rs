@@ -35,6 +35,7 @@ pub fn verify_slack_v0(signing_secret: &Secret, now_ms: u64, req: &HttpRequest) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// docs.slack.dev "Verifying requests from Slack" (also slack_sdk's own test).
     const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -77,5 +78,47 @@ mod tests {
     #[test]
     fn fixtures_from_the_official_sdk() {
         super::super::vectors::check(super::super::Scheme::SlackV0, include_str!("vectors/slack.json"));
+    }
+
+    fn sign(secret: &str, ts: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:").as_bytes());
+        mac.update(body);
+        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    proptest! {
+        /// Arbitrary timestamps and signatures (lossy invalid UTF-8, huge, signs, fractions)
+        /// never panic and never verify; a body signed at `ts` verifies within the window with
+        /// unrelated headers added, and not with any other body or timestamp.
+        #[test]
+        fn hostile_timestamps_signatures_and_bodies(
+            body in prop::collection::vec(any::<u8>(), 0..1024),
+            other in prop::collection::vec(any::<u8>(), 0..1024),
+            ts_value in crate::verify::tests::hostile_value(),
+            sig_value in crate::verify::tests::hostile_value(),
+            skew in -300_000i64..=300_000,
+            extra in prop::collection::vec(("x-[a-z]{1,10}", crate::verify::tests::hostile_value()), 0..4),
+        ) {
+            let s = Secret::new(SECRET);
+            let now = 1_531_420_618_000u64.checked_add_signed(skew).unwrap();
+            let mut good = HttpRequest { body: body.clone(), ..req(TS, &sign(SECRET, TS, &body), "") };
+            good.headers.extend(extra);
+            prop_assert_eq!(verify_slack_v0(&s, now, &good), Ok(()));
+            let mut moved = good.clone();
+            moved.body = other.clone();
+            prop_assert_eq!(verify_slack_v0(&s, now, &moved).is_ok(), other == body);
+            let mut ts = good.clone();
+            ts.headers[0].1 = ts_value.clone();
+            prop_assert_eq!(verify_slack_v0(&s, now, &ts).is_ok(), ts_value == TS);
+            let mut sig = good.clone();
+            sig.headers[1].1 = sig_value;
+            prop_assert!(verify_slack_v0(&s, now, &sig).is_err());
+            // A timestamp signed along, but not a Unix-seconds number: refused before any use.
+            let odd = HttpRequest { body: body.clone(), ..req(&ts_value, &sign(SECRET, &ts_value, &body), "") };
+            if !ts_value.bytes().all(|b| b.is_ascii_digit()) || ts_value.is_empty() {
+                prop_assert_eq!(verify_slack_v0(&s, now, &odd), Err(VerifyError::Malformed(TIMESTAMP)));
+            }
+        }
     }
 }

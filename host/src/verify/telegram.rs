@@ -25,6 +25,7 @@ pub fn verify_telegram_secret_token(secret_token: &Secret, req: &HttpRequest) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn req(token: Option<&str>) -> HttpRequest {
         HttpRequest {
@@ -50,5 +51,35 @@ mod tests {
     #[test]
     fn fixtures() {
         super::super::vectors::check(super::super::Scheme::TelegramSecretToken, include_str!("vectors/telegram.json"));
+    }
+
+    proptest! {
+        /// Only the exact token verifies: arbitrary values (lossy invalid UTF-8, huge, the
+        /// token with any change) never do and never panic; unrelated headers don't matter;
+        /// the first of duplicated headers counts.
+        #[test]
+        fn only_the_exact_token(
+            token in "[A-Za-z0-9_-]{1,256}",
+            value in crate::verify::tests::hostile_value(),
+            idx in any::<prop::sample::Index>(),
+            xor in 1u8..128,
+            extra in prop::collection::vec(("x-[a-z]{1,10}", crate::verify::tests::hostile_value()), 0..4),
+        ) {
+            let s = Secret::new(token.clone());
+            let mut good = req(Some(&token));
+            good.headers.extend(extra);
+            prop_assert_eq!(verify_telegram_secret_token(&s, &good), Ok(()));
+            let mut other = good.clone();
+            other.headers[0].1 = value.clone();
+            prop_assert_eq!(verify_telegram_secret_token(&s, &other).is_ok(), value == token);
+            let mut changed = token.clone().into_bytes();
+            let i = idx.index(changed.len());
+            changed[i] ^= xor;
+            let changed = String::from_utf8_lossy(&changed).into_owned();
+            prop_assert_eq!(verify_telegram_secret_token(&s, &req(Some(&changed))), Err(VerifyError::Mismatch));
+            let mut dup = good.clone();
+            dup.headers.insert(0, (HEADER.to_uppercase(), changed));
+            prop_assert_eq!(verify_telegram_secret_token(&s, &dup), Err(VerifyError::Mismatch));
+        }
     }
 }

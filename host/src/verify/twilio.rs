@@ -207,6 +207,7 @@ pub fn verify_twilio(auth_token: &Secret, public_url: Option<&str>, req: &HttpRe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// Signs like Twilio does (for unit tests; the fixtures use the official SDK).
     fn sign(token: &str, url: &str, body: &[u8]) -> String {
@@ -380,5 +381,121 @@ mod tests {
     #[test]
     fn fixtures_from_the_official_sdk() {
         super::super::vectors::check(super::super::Scheme::Twilio, include_str!("vectors/twilio.json"));
+    }
+
+    /// Form bodies as a hostile sender writes them: arbitrary bytes, broken percent-encoding
+    /// (`%`, `%4`, `%zz`), encoded invalid UTF-8 (`%FF`, `%C3%28`), `+`, empty keys and values,
+    /// repeated pairs.
+    fn hostile_form() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            "[A-Za-z0-9]{0,8}",
+            Just("%".to_string()),
+            Just("%4".to_string()),
+            Just("%zz".to_string()),
+            Just("%FF".to_string()),
+            Just("%C3%28".to_string()),
+            Just("%E2%82".to_string()),
+            Just("+".to_string()),
+            Just("=".to_string()),
+            Just("&".to_string()),
+            Just("%26%3D".to_string()),
+        ];
+        prop_oneof![
+            prop::collection::vec(piece, 0..24).prop_map(|p| p.concat().into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..512),
+        ]
+    }
+
+    const PUBLIC: &str = "https://hooks.example/webhooks/tw";
+
+    proptest! {
+        /// A signed form body, whatever its bytes, verifies (also with unrelated headers); it
+        /// stops verifying when a parameter is added, and arbitrary `X-Twilio-Signature` and
+        /// settings values never verify and never panic.
+        #[test]
+        fn hostile_form_bodies(
+            body in hostile_form(),
+            value in crate::verify::tests::hostile_value(),
+            settings in crate::verify::tests::hostile_value(),
+            extra in prop::collection::vec(("x-[a-z]{1,10}", crate::verify::tests::hostile_value()), 0..4),
+        ) {
+            let token = Secret::new("tok");
+            let sig = sign("tok", PUBLIC, &body);
+            let mut good = HttpRequest { body: body.clone(), ..req("/webhooks/tw", &[(SIGNATURE, &sig)], "") };
+            good.headers.extend(extra);
+            prop_assert_eq!(verify_twilio(&token, Some(PUBLIC), &good), Ok(()));
+            // Without public_url, from the Host header.
+            let mut by_host = good.clone();
+            by_host.headers.push((HOST.into(), "hooks.example".into()));
+            prop_assert_eq!(verify_twilio(&token, None, &by_host), Ok(()));
+
+            let mut added = good.clone();
+            if !form_params(&body).contains_key("ZzAdded") {
+                added.body.extend_from_slice(b"&ZzAdded=1");
+                prop_assert_eq!(verify_twilio(&token, Some(PUBLIC), &added), Err(VerifyError::Mismatch));
+            }
+            let mut forged = good.clone();
+            forged.headers[0].1 = value;
+            prop_assert!(verify_twilio(&token, Some(PUBLIC), &forged).is_err());
+            let mut with_settings = good.clone();
+            with_settings.headers.push((SETTINGS.into(), settings));
+            // SHA-1 settings keep verifying; anything else is a mismatch or malformed, never a panic.
+            let _ = verify_twilio(&token, Some(PUBLIC), &with_settings);
+        }
+
+        /// JSON mode: any body (invalid UTF-8 included) is covered by `bodySHA256`; any other
+        /// body, or the URL without the hash, is refused.
+        #[test]
+        fn hostile_json_bodies(
+            body in prop::collection::vec(any::<u8>(), 0..1024),
+            other in prop::collection::vec(any::<u8>(), 0..1024),
+        ) {
+            let token = Secret::new("tok");
+            let hash = hex::encode(Sha256::digest(&body));
+            let path = format!("/webhooks/tw?bodySHA256={hash}");
+            let sig = sign("tok", &format!("{PUBLIC}?bodySHA256={hash}"), &body);
+            let good = HttpRequest { body: body.clone(), ..req(&path, &[(SIGNATURE, &sig)], "") };
+            prop_assert_eq!(verify_twilio(&token, Some(PUBLIC), &good), Ok(()));
+            let mut moved = good.clone();
+            moved.body = other.clone();
+            prop_assert_eq!(verify_twilio(&token, Some(PUBLIC), &moved).is_ok(), other == body);
+            let mut no_hash = good.clone();
+            no_hash.url = "/webhooks/tw".into();
+            prop_assert_eq!(verify_twilio(&token, Some(PUBLIC), &no_hash), Err(VerifyError::Mismatch));
+        }
+
+        /// Arbitrary request URLs and Host / X-Forwarded-Proto values never panic, and with a
+        /// wrong signature never verify.
+        #[test]
+        fn hostile_urls_and_hosts(
+            url in any::<String>(),
+            host in crate::verify::tests::hostile_value(),
+            proto in crate::verify::tests::hostile_value(),
+            public in prop::option::of(any::<String>()),
+        ) {
+            let r = HttpRequest {
+                url,
+                ..req("/", &[(SIGNATURE, "RSOYDt4T1cUTdK1PDd93/VVr8B8="), (HOST, &host), (FORWARDED_PROTO, &proto)], SDK_PARAMS)
+            };
+            let _ = twilio_signed_url(public.as_deref(), &r);
+            prop_assert!(verify_twilio(&Secret::new("other"), public.as_deref(), &r).is_err());
+            let _ = port_variants(public.as_deref().unwrap_or(&r.url));
+        }
+    }
+
+    /// Twilio signs decoded parameters and so does this check: bytes that are not UTF-8 decode
+    /// to U+FFFD, so `%FF` and `%FE` verify alike. That is safe because a plugin reads the
+    /// same decoding (`switchboard_sdk::http::decode_form` is the same lossy
+    /// `form_urlencoded::parse`): what was verified is exactly what the plugin sees.
+    #[test]
+    fn invalid_utf8_in_forms_is_verified_as_the_plugin_reads_it() {
+        let token = Secret::new("tok");
+        let sig = sign("tok", PUBLIC, b"Body=%FF&From=a");
+        let r = HttpRequest { body: b"Body=%FE&From=a".to_vec(), ..req("/webhooks/tw", &[(SIGNATURE, &sig)], "") };
+        assert_eq!(verify_twilio(&token, Some(PUBLIC), &r), Ok(()));
+        assert_eq!(form_params(b"Body=%FF&From=a"), form_params(b"Body=%FE&From=a"));
+        // Broken escapes are kept literally, on both sides.
+        assert_eq!(form_params(b"a=%zz&b=%"), form_params(b"b=%&a=%zz"));
+        assert_eq!(form_params(b"a=%zz")["a"].iter().next().map(String::as_str), Some("%zz"));
     }
 }

@@ -55,6 +55,10 @@ impl Backend for PgStore {
         PgStore::message(self, id).await
     }
 
+    async fn outbox_due(&self) -> Result<bool, StoreError> {
+        PgStore::outbox_due(self).await
+    }
+
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
         PgStore::claim_outbox(self, max, lease_ms, ordered).await
     }
@@ -121,6 +125,10 @@ impl Backend for PgStore {
 
     async fn kv_set(&self, plugin: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         PgStore::kv_set(self, plugin, key, value).await
+    }
+
+    async fn push_due(&self) -> Result<bool, StoreError> {
+        PgStore::push_due(self).await
     }
 
     async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {
@@ -197,6 +205,10 @@ impl Backend for PgStore {
 
     fn commit_stats(&self) -> (u64, u64) {
         PgStore::commit_stats(self)
+    }
+
+    fn reopens(&self) -> u64 {
+        0
     }
 
     fn on_commit(&self, f: CommitObserver) {

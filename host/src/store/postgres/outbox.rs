@@ -227,6 +227,17 @@ impl PgStore {
         Ok(claimed)
     }
 
+    /// Whether any message is due now (a read: idle workers look before they claim). A due
+    /// message held back behind its conversation's head still counts; the claim sorts that out.
+    pub async fn outbox_due(&self) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let row = query_opt(&tx, "SELECT EXISTS (SELECT 1 FROM outbox WHERE due_at IS NOT NULL AND due_at <= $1)", &[&i(now)]).await?;
+        tx.commit().await?;
+        Ok(row.is_some_and(|r| r.get(0)))
+    }
+
     /// Extends a held lease (heartbeat). `false`: the lease is gone; stop working on it.
     pub async fn renew_outbox_lease(&self, id: String, token: u64, lease_ms: u64) -> Result<bool, StoreError> {
         let at = self.now_ms() + lease_ms;

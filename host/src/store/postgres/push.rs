@@ -100,6 +100,16 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Whether any push delivery is due now (a read).
+    pub async fn push_due(&self) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let row = query_opt(&tx, "SELECT EXISTS (SELECT 1 FROM push_queue WHERE due_at <= $1)", &[&i(now)]).await?;
+        tx.commit().await?;
+        Ok(row.is_some_and(|r| r.get(0)))
+    }
+
     /// Records an attempt's outcome if `token` still holds the lease; `false`: fenced off.
     pub async fn record_push(&self, id: u64, token: u64, disposition: PushDisposition) -> Result<bool, StoreError> {
         let now = self.now_ms();

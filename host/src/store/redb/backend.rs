@@ -55,6 +55,10 @@ impl Backend for RedbStore {
         RedbStore::message(self, id)
     }
 
+    async fn outbox_due(&self) -> Result<bool, StoreError> {
+        RedbStore::outbox_due(self)
+    }
+
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
         RedbStore::claim_outbox(self, max, lease_ms, ordered).await
     }
@@ -121,6 +125,10 @@ impl Backend for RedbStore {
 
     async fn kv_set(&self, plugin: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         RedbStore::kv_set(self, plugin, key, value).await
+    }
+
+    async fn push_due(&self) -> Result<bool, StoreError> {
+        RedbStore::push_due(self)
     }
 
     async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {
@@ -197,6 +205,10 @@ impl Backend for RedbStore {
 
     fn commit_stats(&self) -> (u64, u64) {
         RedbStore::commit_stats(self)
+    }
+
+    fn reopens(&self) -> u64 {
+        RedbStore::reopens(self)
     }
 
     fn on_commit(&self, f: CommitObserver) {

@@ -25,6 +25,7 @@ mod writer;
 
 use crate::clock::SharedClock;
 use crate::store::{CommitObserver, StoreError, StoreOptions};
+use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +33,8 @@ use writer::Writer;
 
 /// The redb-backed store.
 pub struct RedbStore {
-    db: Arc<Database>,
+    /// The open database; empty while the writer reopens it after an I/O error.
+    db: Arc<ArcSwapOption<Database>>,
     /// The redb file (for the online backup).
     path: Arc<std::path::PathBuf>,
     writer: Writer,
@@ -48,7 +50,8 @@ impl RedbStore {
         }
         let db = Arc::new(Database::create(path)?);
         tables::create_all(&db)?;
-        let writer = Writer::start(db.clone(), opts.max_batch);
+        let db = Arc::new(ArcSwapOption::new(Some(db)));
+        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch);
         Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
     }
 
@@ -67,12 +70,18 @@ impl RedbStore {
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        let db = self.db.load_full().ok_or_else(|| StoreError::Unavailable("reopening after an i/o error".into()))?;
+        Ok(db.begin_read()?)
     }
 
     /// Statistics for `/metrics` and benchmarks: (transactions, requests) committed so far.
     pub fn commit_stats(&self) -> (u64, u64) {
         self.writer.stats()
+    }
+
+    /// How often the database was reopened after an I/O error such as a full disk.
+    pub fn reopens(&self) -> u64 {
+        self.writer.reopens()
     }
 
     /// Calls `f(commit latency, requests in the batch)` after every group commit (for

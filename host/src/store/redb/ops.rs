@@ -94,10 +94,11 @@ impl RedbStore {
         Ok(c)
     }
 
-    /// One round trip through the writer (an empty transaction): proves that writes still
-    /// commit. The watchdog pings systemd only after this answers.
+    /// One round trip through the writer with a real (tiny) write: proves that writes still
+    /// commit, so `/readyz` and the watchdog see a full disk. An empty transaction would not:
+    /// it commits without allocating a page.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.write(|_| Ok(())).await
+        self.write(|txn| tables::add_counter(txn, "pings", 1).map(|_| ())).await
     }
 
     /// The current record of a resource lease (e.g. `poll:<account>`), live or expired.

@@ -67,6 +67,20 @@ impl RedbStore {
         self.write(move |txn| record_in(txn, &id, token, attempt, disposition, now)).await
     }
 
+    /// Whether any message is due now (a read: idle workers look before they claim, so an
+    /// idle daemon does not commit an empty claim transaction, an fsync, every poll).
+    pub fn outbox_due(&self) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        let txn = self.read()?;
+        let due = txn.open_table(OUTBOX_DUE)?;
+        for rank in 0..3u8 {
+            if due.range((rank, 0, "")..(rank, now + 1, ""))?.next().is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Unfinished messages of an account (what the queue cap counts).
     pub fn queued_count(&self, account: &str) -> Result<u64, StoreError> {
         let txn = self.read()?;

@@ -5,12 +5,20 @@
 //! If any request fails with a storage error, the whole transaction is rolled back and every
 //! caller in that batch gets the error: nobody is ever told "stored" for a write that is not
 //! durable.
+//!
+//! An I/O error (a full disk) poisons a redb handle: every later operation fails with
+//! `PreviousIo`. So the writer then closes the database and reopens it (redb repairs it from
+//! its last durable commit), failing requests that arrive meanwhile with
+//! [`StoreError::Unavailable`] (503 to webhooks, so providers retry) and trying again until the
+//! disk takes writes. The daemon recovers when space returns, without a restart.
 
 use crate::store::StoreError;
+use arc_swap::ArcSwapOption;
 use redb::{Database, WriteTransaction};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 trait Pending: Send {
@@ -54,6 +62,7 @@ use crate::store::CommitObserver;
 struct Stats {
     transactions: AtomicU64,
     requests: AtomicU64,
+    reopens: AtomicU64,
     observer: OnceLock<CommitObserver>,
 }
 
@@ -64,13 +73,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<Database>, max_batch: usize) -> Self {
+    pub(super) fn start(db: Arc<ArcSwapOption<Database>>, path: PathBuf, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let s = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx, max_batch.max(1), s))
+            .spawn(move || run(Shared { slot: db, path }, rx, max_batch.max(1), s))
             .expect("spawn store writer thread");
         Self { tx, stats }
     }
@@ -90,6 +99,11 @@ impl Writer {
         (self.stats.transactions.load(Ordering::Relaxed), self.stats.requests.load(Ordering::Relaxed))
     }
 
+    /// How often the database was reopened after an I/O error.
+    pub(super) fn reopens(&self) -> u64 {
+        self.stats.reopens.load(Ordering::Relaxed)
+    }
+
     pub(super) fn on_commit(&self, f: CommitObserver) {
         let _ = self.stats.observer.set(f);
     }
@@ -102,7 +116,17 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
+/// The database slot readers use, and the file to reopen.
+struct Shared {
+    slot: Arc<ArcSwapOption<Database>>,
+    path: PathBuf,
+}
+
+/// Pause between attempts to reopen the database after an I/O error.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
+
+fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
+    let mut db = shared.slot.load_full().expect("the store opens the database before the writer starts");
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(max_batch);
     let mut closing = None;
     while closing.is_none() {
@@ -134,11 +158,70 @@ fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize
         for job in batch.drain(..) {
             job.finish(result.clone());
         }
+        if let Err(e) = result
+            && e.is_io()
+        {
+            match reopen(db, &shared, &mut rx, &mut closing, &e) {
+                Some(fresh) => {
+                    stats.reopens.fetch_add(1, Ordering::Relaxed);
+                    db = fresh;
+                }
+                None => return finish_close(closing),
+            }
+        }
     }
     // Release the database before saying we are closed, so it can be reopened at once.
+    shared.slot.store(None);
     drop(db);
+    finish_close(closing);
+}
+
+fn finish_close(closing: Option<oneshot::Sender<()>>) {
     if let Some(done) = closing {
         let _ = done.send(());
+    }
+}
+
+/// Closes the poisoned handle and opens the file again until that works, answering requests
+/// that arrive meanwhile with [`StoreError::Unavailable`]. `None` if the store is closed first.
+fn reopen(
+    db: Arc<Database>,
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    closing: &mut Option<oneshot::Sender<()>>,
+    cause: &StoreError,
+) -> Option<Arc<Database>> {
+    shared.slot.store(None);
+    drop(db);
+    let unavailable = StoreError::Unavailable(format!("reopening the database after: {cause}"));
+    let mut attempt = 0u64;
+    loop {
+        // Readers may still hold the old handle for a moment (`DatabaseAlreadyOpen`); a full
+        // disk may fail the repair an unclean close needs. Both pass with time.
+        match Database::create(&shared.path) {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                shared.slot.store(Some(fresh.clone()));
+                tracing::warn!(attempts = attempt + 1, "store reopened after an i/o error; taking writes again");
+                return Some(fresh);
+            }
+            Err(e) => {
+                if attempt % 50 == 0 {
+                    tracing::error!(error = %e, attempt, "store still unavailable; retrying");
+                }
+            }
+        }
+        attempt += 1;
+        std::thread::sleep(REOPEN_PAUSE);
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Msg::Job(j) => j.finish(Err(unavailable.clone())),
+                Msg::Close(done) => *closing = Some(done),
+            }
+        }
+        if closing.is_some() {
+            return None;
+        }
     }
 }
 

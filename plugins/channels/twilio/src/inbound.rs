@@ -10,9 +10,12 @@
 //!   `sent`/`delivered`/`read` map to their states, `failed`/`undelivered` (and `canceled`) to
 //!   `failed` with the error code; intermediate statuses (`queued`, `accepted`, `sending`,
 //!   `scheduled`, …) are kept as `unsupported` events, never dropped.
+//!
+//! The form is decoded strictly: a broken `%` escape or bytes that are not UTF-8 make the
+//! body `malformed` (Twilio never sends either).
 
 use serde_json::{Map, Value, json};
-use switchboard_sdk::http::decode_form;
+use switchboard_sdk::http::decode_form_strict;
 use switchboard_sdk::{DeliveryState, EventKind, Failure, InboundEvent, ParseError, StatusUpdate};
 
 use crate::errors;
@@ -45,7 +48,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
             "a JSON body: Twilio Messaging webhooks are form posts".into(),
         ));
     }
-    let params = Params(decode_form(body));
+    // Strict: Twilio always sends well-formed UTF-8 forms. A broken escape or bytes that are
+    // not UTF-8 are refused rather than read as `%zz` or U+FFFD (the host's signature check
+    // decodes leniently, as Twilio's SDK does, so it cannot tell those apart).
+    let params = Params(decode_form_strict(body)?);
     let sid = params
         .get("MessageSid")
         .or_else(|| params.get("SmsMessageSid"))

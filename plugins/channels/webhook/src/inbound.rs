@@ -85,3 +85,91 @@ mod tests {
         assert!(matches!(parse(&req(Some("c"), "hi")), Err(ParseError::Malformed(_))));
     }
 }
+
+// ---- Hostile input: never a panic, refused unless it is a delivery ----
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
+    use switchboard_sdk::http::Request;
+
+/// Arbitrary JSON whose keys (and some string values) come from `words`, so nested shapes
+/// reach the parser's branches; other strings are arbitrary Unicode.
+fn arb_json(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let word = prop::sample::select(words.to_vec()).prop_map(String::from);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e20f64..1e20).prop_map(Value::from),
+        prop_oneof![3 => word.clone(), 1 => any::<String>()].prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((word.clone(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every event's payload is JSON; ids and conversations are what the host can store.
+fn well_formed(events: &[InboundEvent]) -> Result<(), TestCaseError> {
+    for e in events {
+        prop_assert!(serde_json::from_str::<Value>(&e.payload).is_ok(), "{:?}", e.payload);
+    }
+    Ok(())
+}
+
+/// Bytes 0x80..=0xFF spliced into `body`: never UTF-8 there (the fixtures are ASCII).
+fn with_invalid_utf8(body: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((any::<prop::sample::Index>(), 0x80u8..=0xFF), 1..4).prop_map(move |ins| {
+        let mut b = body.clone();
+        for (at, byte) in ins {
+            b.insert(at.index(b.len() + 1), byte);
+        }
+        b
+    })
+}
+
+fn trimmed(body: &[u8]) -> usize {
+    body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1)
+}
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/message.json")).unwrap()
+    }
+
+    fn req(id: &str, ts: &str, body: Vec<u8>) -> HttpRequest {
+        Request::post("/webhooks/hooks").header("webhook-id", id).header("webhook-timestamp", ts).body(body).build()
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_and_headers_never_panic(body in prop::collection::vec(any::<u8>(), 0..2048), id in any::<String>(), ts in any::<String>()) {
+            if let Ok(events) = parse(&req(&id, &ts, body)) {
+                well_formed(&events)?;
+            }
+        }
+
+        #[test]
+        fn only_json_objects_are_messages(v in arb_json(&["from", "conversation", "text", "type", "data"]), ts in "[0-9]{0,25}") {
+            let got = parse(&req("msg_1", &ts, v.to_string().into_bytes()));
+            prop_assert_eq!(got.is_ok(), v.is_object());
+            if let Ok(events) = got {
+                well_formed(&events)?;
+            }
+        }
+
+        #[test]
+        fn truncated_or_invalid_utf8_deliveries_are_malformed(cut in any::<prop::sample::Index>(), bytes in with_invalid_utf8(fixture())) {
+            let f = fixture();
+            let cut = cut.index(trimmed(&f));
+            prop_assert!(matches!(parse(&req("msg_1", "1", f[..cut].to_vec())), Err(ParseError::Malformed(_))));
+            prop_assert!(matches!(parse(&req("msg_1", "1", bytes)), Err(ParseError::Malformed(_))));
+        }
+    }
+}

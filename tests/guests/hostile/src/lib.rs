@@ -4,6 +4,8 @@
 //! `alloc`, `recurse`, `huge`, `fs`, `clock`) fail the call; probes (`fetch URL`,
 //! `secret NAME...`, `kv-get KEY...`, `kv-set KEY VALUE`, `env`) report what the plugin saw as
 //! a `permanent` failure with code `probe`, so the test can read it from the outcome.
+//! `spin N` and `now-ms N` do N units of guest work or host-import calls and succeed (for
+//! `host/benches/plugin.rs`).
 
 use std::hint::black_box;
 use switchboard_sdk::{
@@ -64,6 +66,22 @@ impl Channel for Hostile {
             "recurse" => {
                 let f: fn(u64) -> u64 = black_box(recurse);
                 DeliveryOutcome::Delivered(format!("{}", f(black_box(u64::MAX))))
+            }
+            "spin" => {
+                let n: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0);
+                let mut acc: u64 = 0;
+                for i in 0..n {
+                    acc = black_box(acc.wrapping_mul(31).wrapping_add(i));
+                }
+                DeliveryOutcome::Delivered(format!("spin {acc}"))
+            }
+            "now-ms" => {
+                let n: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0);
+                let mut last = 0;
+                for _ in 0..n {
+                    last = black_box(imports::now_ms());
+                }
+                DeliveryOutcome::Delivered(format!("now {last}"))
             }
             "huge" => DeliveryOutcome::Delivered("x".repeat(16 << 20)),
             "fs" => match std::fs::read("/etc/passwd") {

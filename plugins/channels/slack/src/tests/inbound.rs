@@ -111,3 +111,109 @@ fn slack_timestamps() {
     assert_eq!(ts_ms("1749416383"), Some(1_749_416_383_000));
     assert_eq!(ts_ms("x.1"), None);
 }
+
+// ---- Hostile input: never a panic, refused unless it is a delivery ----
+
+mod hostile {
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use serde_json::{Value, json};
+use switchboard_sdk::http::Request;
+use switchboard_sdk::{InboundEvent, ParseError};
+
+use super::super::fixture;
+use crate::inbound::{parse, ts_ms, url_verification};
+
+/// Arbitrary JSON whose keys (and some string values) come from `words`, so nested shapes
+/// reach the parser's branches; other strings are arbitrary Unicode.
+fn arb_json(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let word = prop::sample::select(words.to_vec()).prop_map(String::from);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e20f64..1e20).prop_map(Value::from),
+        prop_oneof![3 => word.clone(), 1 => any::<String>()].prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((word.clone(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every event's payload is JSON; ids and conversations are what the host can store.
+fn well_formed(events: &[InboundEvent]) -> Result<(), TestCaseError> {
+    for e in events {
+        prop_assert!(serde_json::from_str::<Value>(&e.payload).is_ok(), "{:?}", e.payload);
+    }
+    Ok(())
+}
+
+/// Bytes 0x80..=0xFF spliced into `body`: never UTF-8 there (the fixtures are ASCII).
+fn with_invalid_utf8(body: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((any::<prop::sample::Index>(), 0x80u8..=0xFF), 1..4).prop_map(move |ins| {
+        let mut b = body.clone();
+        for (at, byte) in ins {
+            b.insert(at.index(b.len() + 1), byte);
+        }
+        b
+    })
+}
+
+fn trimmed(body: &[u8]) -> usize {
+    body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1)
+}
+
+const WORDS: &[&str] = &[
+    "type", "event_callback", "url_verification", "app_rate_limited", "challenge", "event_id",
+    "event", "message", "app_mention", "reaction_added", "reaction_removed", "subtype",
+    "bot_message", "file_share", "thread_broadcast", "me_message", "message_changed", "bot_id",
+    "user", "U0BOTUSER", "channel", "item", "text", "ts", "event_ts", "thread_ts", "team",
+    "team_id", "files", "blocks", "reaction", "item_user", "minute_rate_limited", "1749416383.000200",
+];
+const FIXTURES: &[&str] = &["message_im.json", "app_mention.json", "reaction_added.json", "message_changed.json", "url_verification.json"];
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..2048)) {
+        if let Ok(events) = parse(&body, Some("U0BOTUSER")) {
+            well_formed(&events)?;
+        }
+        let _ = url_verification(&Request::post("/webhooks/slack").body(body).build());
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(event in arb_json(WORDS), root in arb_json(WORDS), wrap in any::<bool>()) {
+        let v = if wrap { json!({"type": "event_callback", "event_id": "Ev1", "event": event}) } else { root };
+        let body = v.to_string().into_bytes();
+        for bot in [None, Some("U0BOTUSER"), Some(" ")] {
+            if let Ok(events) = parse(&body, bot) {
+                well_formed(&events)?;
+            }
+        }
+        let _ = url_verification(&Request::post("/webhooks/slack").body(body).build());
+    }
+
+    #[test]
+    fn arbitrary_timestamps_never_panic(ts in any::<String>(), digits in "[0-9]{0,25}(\\.[0-9]{0,8})?") {
+        let _ = ts_ms(&ts);
+        let _ = ts_ms(&digits);
+    }
+
+    #[test]
+    fn truncated_or_invalid_utf8_deliveries_are_malformed(
+        name in prop::sample::select(FIXTURES),
+        cut in any::<prop::sample::Index>(),
+        bytes in with_invalid_utf8(fixture("message_im.json")),
+    ) {
+        let f = fixture(name);
+        let cut = cut.index(trimmed(&f));
+        prop_assert!(matches!(parse(&f[..cut], None), Err(ParseError::Malformed(_))));
+        prop_assert!(matches!(parse(&bytes, None), Err(ParseError::Malformed(_))));
+    }
+}
+}

@@ -94,3 +94,98 @@ fn malformed_bodies() {
     assert!(matches!(parse(b"[1]"), Err(ParseError::Malformed(_))));
     assert!(matches!(parse(br#"{"message":{}}"#), Err(ParseError::Malformed(_))));
 }
+
+// ---- Hostile input: never a panic, refused unless it is a delivery ----
+
+mod hostile {
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use serde_json::{Value, json};
+use switchboard_sdk::{InboundEvent, ParseError};
+
+use super::super::fixture;
+use crate::inbound::parse;
+
+/// Arbitrary JSON whose keys (and some string values) come from `words`, so nested shapes
+/// reach the parser's branches; other strings are arbitrary Unicode.
+fn arb_json(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let word = prop::sample::select(words.to_vec()).prop_map(String::from);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e20f64..1e20).prop_map(Value::from),
+        prop_oneof![3 => word.clone(), 1 => any::<String>()].prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((word.clone(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every event's payload is JSON; ids and conversations are what the host can store.
+fn well_formed(events: &[InboundEvent]) -> Result<(), TestCaseError> {
+    for e in events {
+        prop_assert!(serde_json::from_str::<Value>(&e.payload).is_ok(), "{:?}", e.payload);
+    }
+    Ok(())
+}
+
+/// Bytes 0x80..=0xFF spliced into `body`: never UTF-8 there (the fixtures are ASCII).
+fn with_invalid_utf8(body: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((any::<prop::sample::Index>(), 0x80u8..=0xFF), 1..4).prop_map(move |ins| {
+        let mut b = body.clone();
+        for (at, byte) in ins {
+            b.insert(at.index(b.len() + 1), byte);
+        }
+        b
+    })
+}
+
+fn trimmed(body: &[u8]) -> usize {
+    body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1)
+}
+
+const WORDS: &[&str] = &[
+    "update_id", "message", "edited_message", "channel_post", "edited_channel_post",
+    "business_message", "callback_query", "message_reaction", "my_chat_member", "chat", "id",
+    "from", "sender_chat", "text", "caption", "photo", "document", "video", "audio", "voice",
+    "sticker", "animation", "video_note", "file_id", "date", "edit_date", "data", "new_reaction",
+    "emoji", "user", "reply_to_message", "message_id", "entities", "type", "title",
+];
+const FIXTURES: &[&str] = &["update_text.json", "update_group_photo.json", "update_callback_query.json", "update_reaction.json", "update_edited.json"];
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..2048)) {
+        if let Ok(events) = parse(&body) {
+            well_formed(&events)?;
+        }
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(v in arb_json(WORDS), field in prop::sample::select(WORDS), id in any::<i64>(), wrap in any::<bool>()) {
+        let v = if wrap { json!({"update_id": id, field: v}) } else { v };
+        if let Ok(events) = parse(v.to_string().as_bytes()) {
+            well_formed(&events)?;
+            prop_assert_eq!(events.len(), 1);
+        }
+    }
+
+    #[test]
+    fn truncated_or_invalid_utf8_deliveries_are_malformed(
+        name in prop::sample::select(FIXTURES),
+        cut in any::<prop::sample::Index>(),
+        bytes in with_invalid_utf8(fixture("update_text.json")),
+    ) {
+        let f = fixture(name);
+        let cut = cut.index(trimmed(&f));
+        prop_assert!(matches!(parse(&f[..cut]), Err(ParseError::Malformed(_))));
+        prop_assert!(matches!(parse(&bytes), Err(ParseError::Malformed(_))));
+    }
+}
+}

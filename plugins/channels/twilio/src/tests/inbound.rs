@@ -106,3 +106,94 @@ fn not_a_messaging_webhook() {
     assert!(matches!(parse(br#"{"MessageSid":"SM1"}"#), Err(ParseError::Unexpected(_))));
     assert!(matches!(parse(b"MessageSid=SM1&Body=hi"), Err(ParseError::Malformed(_))));
 }
+
+// ---- Hostile input: never a panic, refused unless it is a delivery ----
+
+mod hostile {
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use serde_json::Value;
+use switchboard_sdk::{InboundEvent, ParseError};
+
+use super::super::fixture;
+use crate::inbound::parse;
+
+/// Every event's payload is JSON; ids and conversations are what the host can store.
+fn well_formed(events: &[InboundEvent]) -> Result<(), TestCaseError> {
+    for e in events {
+        prop_assert!(serde_json::from_str::<Value>(&e.payload).is_ok(), "{:?}", e.payload);
+    }
+    Ok(())
+}
+
+/// Bytes 0x80..=0xFF spliced into `body`: never UTF-8 there (the fixtures are ASCII).
+fn with_invalid_utf8(body: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec((any::<prop::sample::Index>(), 0x80u8..=0xFF), 1..4).prop_map(move |ins| {
+        let mut b = body.clone();
+        for (at, byte) in ins {
+            b.insert(at.index(b.len() + 1), byte);
+        }
+        b
+    })
+}
+
+
+/// Found through the daemon (tests/tests/hostile_input.rs): a signed form with a byte that is
+/// not UTF-8 in front was stored, the byte read as U+FFFD. Now refused, as are broken escapes.
+#[test]
+fn invalid_utf8_and_broken_escapes_are_malformed() {
+    let mut body = vec![0x80];
+    body.extend(fixture("sms_text.form"));
+    assert!(matches!(parse(&body), Err(ParseError::Malformed(_))));
+    for bad in [&b"MessageSid=SM1&From=%zz"[..], b"MessageSid=SM1&From=%2B1%", b"MessageSid=SM1&From=%FF", b"MessageSid=SM1%ZZ&From=%2B1", b"MessageSid=SM1&From=%C3%28"] {
+        assert!(matches!(parse(bad), Err(ParseError::Malformed(_))), "{:?}", String::from_utf8_lossy(bad));
+    }
+    assert!(parse(b"MessageSid=SM1&From=%2B1&Body=caf%C3%A9").is_ok());
+}
+
+const FIXTURES: &[&str] = &["sms_text.form", "whatsapp_image.form", "status_delivered.form", "status_failed_63016.form", "status_queued.form"];
+
+fn form_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "MessageSid=", "SmsSid=", "From=", "To=", "Body=", "MessageStatus=", "NumMedia=",
+            "MediaUrl0=", "MediaContentType0=", "ErrorCode=", "ErrorMessage=", "ButtonText=",
+            "Latitude=", "Longitude=", "whatsapp:", "%2B1", "&", "=", "+", "%", "%zz", "%FF",
+            "delivered", "failed", "received", "99999999999999999999", "-1", "63016",
+        ]).prop_map(String::from),
+        "[A-Za-z0-9]{0,6}",
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..2048)) {
+        if let Ok(events) = parse(&body) {
+            well_formed(&events)?;
+        }
+    }
+
+    #[test]
+    fn arbitrary_forms_never_panic(pieces in prop::collection::vec(form_piece(), 0..24)) {
+        if let Ok(events) = parse(pieces.concat().as_bytes()) {
+            well_formed(&events)?;
+            prop_assert_eq!(events.len(), 1);
+        }
+    }
+
+    #[test]
+    fn truncated_deliveries_never_panic_and_invalid_utf8_is_malformed(
+        name in prop::sample::select(FIXTURES),
+        cut in any::<prop::sample::Index>(),
+        bytes in with_invalid_utf8(fixture("sms_text.form")),
+    ) {
+        // A cut form is still a form: refused, or a shorter message (see the module docs).
+        let f = fixture(name);
+        if let Ok(events) = parse(&f[..cut.index(f.len() + 1)]) {
+            well_formed(&events)?;
+        }
+        prop_assert!(matches!(parse(&bytes), Err(ParseError::Malformed(_))));
+    }
+}
+}

@@ -1,0 +1,57 @@
+//! What the sandbox costs per call. `cargo bench -p switchboard --bench plugin` (builds the
+//! bundled plugins and the test guest first, into a temp dir).
+//!
+//! - `fresh/*`: a new `Store` + instance from the plugin's `InstancePre` and one `describe`:
+//!   the fixed price of every daemon call (the daemon never reuses an instance).
+//! - `warm/describe`: the same call on an instance kept alive: the call alone.
+//! - `import/now-ms/{0,1000}`: one `deliver` whose guest calls the `now-ms` host import N
+//!   times; (t(1000) - t(0)) / 1000 is the price of one host import.
+//! - `epochs/{on,off}/spin`: a guest loop of 10^6 iterations with and without epoch
+//!   interruption: the cost of the guest deadline.
+//! - `compile/cached`: `Component::from_binary` of the WhatsApp plugin with the compile cache
+//!   warm: what a restart pays per plugin.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use switchboard::runtime::bench::PluginBench;
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    xtask::build_plugins(dir.path()).expect("build plugins");
+    xtask::build_test_guests(dir.path()).expect("build test guests");
+    let whatsapp = rt.block_on(PluginBench::new(dir.path(), "whatsapp-cloud", true)).unwrap();
+    let hostile = rt.block_on(PluginBench::new(dir.path(), "hostile", true)).unwrap();
+    let hostile_no_epochs = rt.block_on(PluginBench::new(dir.path(), "hostile", false)).unwrap();
+
+    let mut g = c.benchmark_group("plugin");
+    g.bench_function("fresh/whatsapp-cloud", |b| b.to_async(&rt).iter(|| whatsapp.fresh_describe()));
+    g.bench_function("fresh/hostile", |b| b.to_async(&rt).iter(|| hostile.fresh_describe()));
+
+    let mut warm = rt.block_on(whatsapp.warm());
+    g.bench_function("warm/describe", |b| b.iter(|| rt.block_on(warm.describe())));
+    drop(warm);
+
+    for n in [0u32, 1000] {
+        let cmd = format!("now-ms {n}");
+        g.bench_with_input(BenchmarkId::new("import/now-ms", n), &cmd, |b, cmd| {
+            b.to_async(&rt).iter(|| hostile.deliver(cmd))
+        });
+    }
+    let spin = "spin 1000000";
+    g.bench_function("epochs/on/spin", |b| b.to_async(&rt).iter(|| hostile.deliver(spin)));
+    g.bench_function("epochs/off/spin", |b| b.to_async(&rt).iter(|| hostile_no_epochs.deliver(spin)));
+
+    let wasm = std::fs::read(dir.path().join("whatsapp-cloud.wasm")).unwrap();
+    whatsapp.compile(&wasm);
+    g.bench_function("compile/cached", |b| b.iter(|| whatsapp.compile(&wasm)));
+    g.finish();
+
+    rt.block_on(async {
+        whatsapp.close().await;
+        hostile.close().await;
+        hostile_no_epochs.close().await;
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,98 @@
+//! Hooks for `benches/plugin.rs`: the sandbox's per-call costs measured on the daemon's own
+//! engine configuration (pooling allocator, epochs, compile cache). Not an API: the daemon never
+//! calls this, and it exists here only because nothing outside `runtime/` may touch wasmtime.
+
+use super::{Call, HostServices, Instance, LoadError, Runtime, RuntimeOptions};
+use crate::accounts::AccountCtx;
+use crate::clock::{SharedClock, SystemClock};
+use crate::egress::Egress;
+use crate::model::{DeliveryOutcome, MessageBody};
+use crate::store::{Store, StoreOptions};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Component;
+
+/// A runtime with one plugin loaded, and an account to call it for.
+pub struct PluginBench {
+    runtime: Runtime,
+    account: Arc<AccountCtx>,
+    store: Store,
+    _tmp: tempfile::TempDir,
+}
+
+impl PluginBench {
+    /// Loads `dir/NAME.wasm` into a runtime with the daemon's engine settings (`epochs = false`
+    /// turns off epoch interruption, to price it). Compiles through a fresh compile cache.
+    pub async fn new(dir: &Path, name: &str, epochs: bool) -> Result<Self, LoadError> {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let clock: SharedClock = Arc::new(SystemClock);
+        let store = Store::open(&tmp.path().join("bench.redb"), clock.clone(), StoreOptions::default()).expect("store");
+        let services = HostServices { store: store.clone(), egress: Egress::new(Duration::from_secs(5), 1 << 20), clock };
+        let options = RuntimeOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+        let runtime = Runtime::with_engine(services, options, epochs)?;
+        runtime.load(&dir.join(format!("{name}.wasm"))).await?;
+        Ok(Self { runtime, account: Arc::new(AccountCtx::for_inspection(name)), store, _tmp: tmp })
+    }
+
+    /// A fresh store and instance from the plugin's `InstancePre`, and one `describe` call:
+    /// what every daemon call pays before the plugin does its work.
+    pub async fn fresh_describe(&self) {
+        let mut call = self.runtime.begin(&self.account).await.expect("instantiate");
+        describe(&mut call).await;
+    }
+
+    /// One instance kept for repeated calls (the daemon never does this; it prices the call
+    /// itself apart from instantiation).
+    pub async fn warm(&self) -> Warm {
+        Warm(self.runtime.begin(&self.account).await.expect("instantiate"))
+    }
+
+    /// `deliver` of a text message (the hostile guest reads it as a command).
+    pub async fn deliver(&self, text: &str) -> DeliveryOutcome {
+        let body = MessageBody::Text(text.to_string());
+        let msg = super::Outbound {
+            id: "m",
+            account: "bench",
+            to: "someone",
+            conversation: "someone",
+            body: &body,
+            metadata: None,
+            attempt: 1,
+            idempotency_key: None,
+        };
+        self.runtime.deliver(&self.account, msg).await.expect("deliver")
+    }
+
+    /// Compiles `wasm` with this runtime's engine; after the first time, a compile-cache hit
+    /// (what a restart pays per plugin).
+    pub fn compile(&self, wasm: &[u8]) {
+        Component::from_binary(&self.runtime.engine, wasm).expect("compile");
+    }
+
+    pub async fn close(self) {
+        drop(self.runtime);
+        self.store.close().await;
+    }
+}
+
+/// A live instance for [`PluginBench::warm`].
+pub struct Warm(Call);
+
+impl Warm {
+    pub async fn describe(&mut self) {
+        describe(&mut self.0).await;
+    }
+}
+
+async fn describe(call: &mut Call) {
+    match &call.inst {
+        Some(Instance::Channel(i)) => {
+            i.switchboard_plugin_channel().call_describe(&mut call.store).await.expect("describe");
+        }
+        Some(Instance::Tool(i)) => {
+            i.switchboard_plugin_tool().call_describe(&mut call.store).await.expect("describe");
+        }
+        None => unreachable!("begin returns an instance"),
+    }
+}
