@@ -36,11 +36,20 @@ use std::sync::Arc;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
+/// `application_name` prefix of every connection a daemon opens.
+pub(crate) const APP_PREFIX: &str = "switchboard:";
+
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 pub struct PgStore {
     pool: Pool,
+    /// This daemon's name among those sharing the database: every connection of the pool
+    /// carries `switchboard:<instance>` as its `application_name`, so the others can tell
+    /// whether it is still alive (see `fail_interrupted_calls`).
+    instance: String,
+    /// For the one-off connection `close` checks with.
+    config: tokio_postgres::Config,
     clock: SharedClock,
     opts: Arc<StoreOptions>,
     batch: batch::Batcher,
@@ -127,12 +136,14 @@ impl PgStore {
     }
 
     pub async fn connect_config(
-        config: tokio_postgres::Config,
+        mut config: tokio_postgres::Config,
         pool_size: usize,
         clock: SharedClock,
         opts: StoreOptions,
     ) -> Result<Self, StoreError> {
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let instance = uuid::Uuid::now_v7().simple().to_string();
+        config.application_name(format!("{APP_PREFIX}{instance}"));
+        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(2))
             .build()
@@ -142,7 +153,7 @@ impl PgStore {
             schema::migrate(&mut c).await?;
         }
         let batch = batch::Batcher::start(pool.clone(), opts.max_batch);
-        Ok(Self { pool, clock, opts: Arc::new(opts), batch })
+        Ok(Self { pool, instance, config, clock, opts: Arc::new(opts), batch })
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -163,9 +174,23 @@ impl PgStore {
         self.batch.on_commit(f);
     }
 
-    /// Commits what was submitted, then closes the pool.
+    /// Commits what was submitted, closes the pool, and returns once the server has seen every
+    /// session of this daemon end (so a daemon started next knows this one is gone).
     pub async fn close(&self) {
         self.batch.close().await;
         self.pool.close();
+        let Ok((client, conn)) = self.config.connect(NoTls).await else { return };
+        let task = tokio::spawn(conn);
+        let me = format!("{APP_PREFIX}{}", self.instance);
+        for _ in 0..400 {
+            match client.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&me]).await {
+                // The checking connection carries the same name: it is the one left.
+                Ok(r) if r.get::<_, i64>(0) <= 1 => break,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                Err(_) => break,
+            }
+        }
+        drop(client);
+        let _ = task.await;
     }
 }

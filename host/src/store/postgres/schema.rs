@@ -1,6 +1,6 @@
-//! Versioned, idempotent schema migrations, applied at connect. Each migration runs once, in
-//! its own transaction, recorded in `schema_migrations`; all of them run under a transaction
-//! advisory lock, so daemons starting together migrate one after the other and the later ones
+//! Versioned, idempotent schema migrations, applied at connect. Each migration runs once,
+//! recorded in `schema_migrations`; the pending ones run in one transaction under an advisory
+//! lock, so daemons starting together migrate one after the other and the later ones
 //! find nothing to do. Tables are created in the first schema of the connection's
 //! `search_path` (tests give each test its own schema).
 //!
@@ -153,6 +153,8 @@ CREATE TABLE tool_calls (
     conversation      text,
     status            text   NOT NULL,
     approval_expires  bigint,
+    -- The daemon (its connections' application_name suffix) that runs a `running` call.
+    runner            text,
     call              jsonb  NOT NULL
 );
 CREATE INDEX tool_calls_pending ON tool_calls (account, conversation) WHERE status = 'awaiting_approval';

@@ -11,17 +11,22 @@ async fn load(tx: &Tx<'_>, id: &str) -> Result<Option<ToolCall>, StoreError> {
     row.map(|r| from_json("tool_calls", r.get(0))).transpose()
 }
 
-async fn save(tx: &Tx<'_>, call: &ToolCall) -> Result<(), StoreError> {
+/// Writes the call; `runner` names the daemon that runs it (set when it becomes `running`).
+async fn save_as(tx: &Tx<'_>, call: &ToolCall, runner: Option<&str>) -> Result<(), StoreError> {
     let expires = call.approval.as_ref().map(|a| i(a.expires_at_ms));
     execute(
         tx,
-        "INSERT INTO tool_calls (id, account, conversation, status, approval_expires, call) VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO tool_calls (id, account, conversation, status, approval_expires, runner, call) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO UPDATE SET account = EXCLUDED.account, conversation = EXCLUDED.conversation, status = EXCLUDED.status,
-             approval_expires = EXCLUDED.approval_expires, call = EXCLUDED.call",
-        &[&call.id, &call.account.as_deref().unwrap_or(""), &call.conversation.as_deref().unwrap_or(""), &enum_text(&call.status), &expires, &to_json(call)],
+             approval_expires = EXCLUDED.approval_expires, runner = COALESCE(EXCLUDED.runner, tool_calls.runner), call = EXCLUDED.call",
+        &[&call.id, &call.account.as_deref().unwrap_or(""), &call.conversation.as_deref().unwrap_or(""), &enum_text(&call.status), &expires, &runner, &to_json(call)],
     )
     .await?;
     Ok(())
+}
+
+async fn save(tx: &Tx<'_>, call: &ToolCall) -> Result<(), StoreError> {
+    save_as(tx, call, None).await
 }
 
 fn expired_error() -> serde_json::Value {
@@ -78,7 +83,8 @@ impl PgStore {
     pub async fn create_tool_call(&self, call: ToolCall) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        save(&tx, &call).await?;
+        let runner = (call.status == CallStatus::Running).then_some(self.instance.as_str());
+        save_as(&tx, &call, runner).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -116,7 +122,7 @@ impl PgStore {
         }
         call.status = CallStatus::Running;
         call.updated_at_ms = now;
-        save(&tx, &call).await?;
+        save_as(&tx, &call, Some(&self.instance)).await?;
         tx.commit().await?;
         Ok(Some(call))
     }
@@ -191,14 +197,22 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// At startup: calls left `running` fail (the tool may have run; running it again could
-    /// do it twice). With several daemons this must only run where no other daemon runs
-    /// tools: see docs/operations.md.
+    /// At startup: calls left `running` by a daemon that is gone fail (the tool may have run;
+    /// running it again could do it twice). A daemon is gone when none of its connections is
+    /// left (`pg_stat_activity`, by `application_name`): calls another live daemon is running
+    /// are left alone. The daemons must connect as the same role to see each other.
     pub async fn fail_interrupted_calls(&self) -> Result<usize, StoreError> {
         let now = self.now_ms();
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        let rows = query(&tx, "SELECT call FROM tool_calls WHERE status = 'running' ORDER BY id FOR UPDATE", &[]).await?;
+        let rows = query(
+            &tx,
+            "SELECT call FROM tool_calls t WHERE status = 'running' AND (runner IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM pg_stat_activity a WHERE a.application_name = $1 || t.runner))
+             ORDER BY id FOR UPDATE",
+            &[&super::APP_PREFIX],
+        )
+        .await?;
         let n = rows.len();
         for r in rows {
             let mut call: ToolCall = from_json("tool_calls", r.get(0))?;

@@ -77,3 +77,24 @@ conformance! {
         assert!(fx.approved_calls.is_empty());
     }
 }
+
+/// PostgreSQL only (one redb file has one daemon): a daemon starting next to a live one leaves
+/// the calls that one is running alone, and fails them once it is gone.
+#[tokio::test]
+async fn a_starting_daemon_fails_only_the_calls_of_daemons_that_are_gone() {
+    let Some(db) = crate::store::testing::TestStore::postgres().await else { return };
+    let clock = ManualClock::new(1_000);
+    let a = db.open(&clock).await;
+    let mut running = pending("r1", 10_000);
+    running.status = CallStatus::Running;
+    running.approval = None;
+    a.create_tool_call(running).await.unwrap();
+    let b = db.open(&clock).await;
+    assert_eq!(b.fail_interrupted_calls().await.unwrap(), 0, "a is alive: its call is left alone");
+    assert_eq!(b.tool_call("r1").await.unwrap().unwrap().status, CallStatus::Running);
+    a.close().await;
+    drop(a);
+    assert_eq!(b.fail_interrupted_calls().await.unwrap(), 1, "a is gone: its call fails");
+    assert_eq!(b.tool_call("r1").await.unwrap().unwrap().status, CallStatus::Failed);
+    b.close().await;
+}
