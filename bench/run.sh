@@ -2,6 +2,8 @@
 # Reproduces BENCHMARKS.md: builds release, starts the daemon on a temp dir with the bundled
 # WhatsApp plugin, runs each load scenario against 127.0.0.1 only, and rewrites the tables
 # between the markers in BENCHMARKS.md. Usage: bench/run.sh [seconds-per-scenario]
+# With SWITCHBOARD_BENCH_PG_URL set it then measures the PostgreSQL store too (bench/run-pg.sh:
+# one and two daemons sharing the database).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -89,3 +91,7 @@ doc = re.sub(r"<!-- bench:begin -->.*<!-- bench:end -->", table, doc, flags=re.S
 open("BENCHMARKS.md", "w").write(doc)
 print(table)
 PY
+
+if [ -n "${SWITCHBOARD_BENCH_PG_URL:-}" ]; then
+  BIN="$BIN" PLUGINS="$TARGET/bench-plugins" bench/run-pg.sh "$SECS"
+fi

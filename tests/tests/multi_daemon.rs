@@ -64,6 +64,45 @@ async fn a_webhook_delivered_to_both_daemons_is_stored_once() {
     b.stop().await;
 }
 
+/// Text webhook `n` of conversation `n % 37`: its own event id, a sender shared with others.
+fn webhook(n: usize) -> Vec<u8> {
+    let s = String::from_utf8(fixture("text.json")).unwrap();
+    s.replace("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=", &format!("wamid.MULTI{n:06}"))
+        .replace("16505551234", &format!("1650{:07}", n % 37))
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_webhooks_over_many_conversations_on_both_daemons_all_succeed_once() {
+    let Some(pg) = PgSchema::create("concurrent_webhooks_over_many_conversations").await else { return };
+    let mock = MockProvider::start().await;
+    let (_dir, a, b) = two_daemons(&pg, &mock, "").await;
+    // 300 webhooks, all in flight together, each sent to one node and then retried on the
+    // other: both nodes' group commits lock the same conversations in every order, and must
+    // queue behind each other, not deadlock or fail.
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..300usize {
+        let first = if n % 2 == 0 { (a.http.clone(), a.base.clone()) } else { (b.http.clone(), b.base.clone()) };
+        let second = if n % 2 == 0 { (b.http.clone(), b.base.clone()) } else { (a.http.clone(), a.base.clone()) };
+        set.spawn(async move {
+            let body = webhook(n);
+            let sig = meta_signature(APP_SECRET, &body);
+            let mut codes = Vec::new();
+            for (http, base) in [first, second] {
+                let r = http.post(format!("{base}/webhooks/wa-main")).header("x-hub-signature-256", &sig).body(body.clone()).send().await.unwrap();
+                codes.push(r.status().as_u16());
+            }
+            codes
+        });
+    }
+    for codes in set.join_all().await {
+        assert_eq!(codes, [200, 200]);
+    }
+    assert_eq!(a.daemon.app().store.inbox_len().await.unwrap(), 300, "each webhook stored once");
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_messages_sent_through_both_daemons_are_delivered_exactly_once() {
     let Some(pg) = PgSchema::create("two_thousand_messages_sent_through_both_daemons_are_delivered_exactly_once").await else { return };

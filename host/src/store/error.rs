@@ -26,6 +26,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// PostgreSQL aborted the transaction to break a deadlock or a serialization conflict with
+    /// another daemon's (SQLSTATE 40P01 / 40001, kept at the end of the message): running the
+    /// same work again in a fresh transaction is safe and expected to succeed.
+    pub fn is_retryable_conflict(&self) -> bool {
+        matches!(self, StoreError::Postgres(m) if m.ends_with("(40P01)") || m.ends_with("(40001)"))
+    }
+
     /// An I/O failure of the file underneath (disk full, EIO). redb refuses every later
     /// operation on that handle (`PreviousIo`) until the database is reopened.
     pub fn is_io(&self) -> bool {

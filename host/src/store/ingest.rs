@@ -4,6 +4,7 @@
 use super::history::HistoryOptions;
 use crate::model::{EventKind, InboundEvent};
 
+#[derive(Debug, Clone)]
 pub struct IngestRequest {
     pub account: String,
     pub correlation_id: String,

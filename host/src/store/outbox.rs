@@ -102,6 +102,7 @@ pub struct OutboxRow {
     pub lease: Option<OutboxLease>,
 }
 
+#[derive(Debug, Clone)]
 pub struct NewMessage {
     pub account: String,
     pub to: String,

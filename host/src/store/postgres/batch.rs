@@ -3,10 +3,17 @@
 //! one transaction, commits, and only then answers each caller. Many webhooks share one
 //! commit (one WAL flush) as they share one fsync on redb.
 //!
-//! If any request fails with a storage error, the transaction rolls back and every caller in
-//! the batch gets the error: nobody is told "stored" for a write that is not durable.
+//! Several daemons batch at once, and batches lock rows (conversations above all). To keep two
+//! batches from deadlocking, a batch first locks every conversation it will touch, in one
+//! global order. A deadlock or serialization conflict PostgreSQL still reports (two nodes
+//! writing the same idempotency keys in opposite orders) rolls the batch back, and the batch
+//! runs again, up to [`MAX_TRIES`] times.
+//!
+//! If a request fails with a storage error, the transaction rolls back and every caller in the
+//! batch gets the error: nobody is told "stored" for a write that is not durable.
 
-use super::{Tx, ingest, outbox};
+use super::{Tx, execute, ingest, outbox};
+use crate::model::EventKind;
 use crate::store::{CommitObserver, EnqueueOutcome, IngestOptions, IngestRequest, Ingested, NewMessage, StoreError};
 use deadpool_postgres::Pool;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,15 +21,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-pub(super) enum Job {
+/// Attempts at one batch when PostgreSQL aborts it for a conflict with another daemon.
+const MAX_TRIES: usize = 4;
+
+enum Job {
     Ingest { req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64, reply: oneshot::Sender<Result<Ingested, StoreError>> },
     Enqueue { msg: NewMessage, id: String, now: u64, reply: oneshot::Sender<Result<EnqueueOutcome, StoreError>> },
 }
 
-/// A job applied in the open transaction, waiting for the commit to answer.
-enum Done {
-    Ingest(oneshot::Sender<Result<Ingested, StoreError>>, Ingested),
-    Enqueue(oneshot::Sender<Result<EnqueueOutcome, StoreError>>, EnqueueOutcome),
+/// What one job produced, waiting for the commit to be answered.
+enum Out {
+    Ingest(Ingested),
+    Enqueue(EnqueueOutcome),
 }
 
 enum Msg {
@@ -99,26 +109,39 @@ async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize,
         }
         let n = batch.len();
         let started = Instant::now();
-        let result = commit_batch(&pool, batch.drain(..)).await;
+        let mut result = commit_batch(&pool, &batch).await;
+        for _ in 1..MAX_TRIES {
+            match &result {
+                Err(e) if e.is_retryable_conflict() => {
+                    tracing::debug!(error = %e, batch = n, "batch conflicted with another daemon's; running it again");
+                    result = commit_batch(&pool, &batch).await;
+                }
+                _ => break,
+            }
+        }
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(observe) = stats.observer.get() {
             observe(started.elapsed(), n);
         }
         match result {
-            Ok(done) => {
-                for d in done {
-                    // The caller may have gone away; the write stands regardless.
-                    match d {
-                        Done::Ingest(reply, out) => drop(reply.send(Ok(out))),
-                        Done::Enqueue(reply, out) => drop(reply.send(Ok(out))),
+            Ok(outs) => {
+                // The caller may have gone away; the write stands regardless.
+                for (job, out) in batch.drain(..).zip(outs) {
+                    match (job, out) {
+                        (Job::Ingest { reply, .. }, Out::Ingest(o)) => drop(reply.send(Ok(o))),
+                        (Job::Enqueue { reply, .. }, Out::Enqueue(o)) => drop(reply.send(Ok(o))),
+                        _ => unreachable!("outputs follow their jobs"),
                     }
                 }
             }
-            Err((e, replies)) => {
+            Err(e) => {
                 tracing::error!(error = %e, batch = n, "store transaction failed; batch rolled back");
-                for r in replies {
-                    r(e.clone());
+                for job in batch.drain(..) {
+                    match job {
+                        Job::Ingest { reply, .. } => drop(reply.send(Err(e.clone()))),
+                        Job::Enqueue { reply, .. } => drop(reply.send(Err(e.clone()))),
+                    }
                 }
             }
         }
@@ -128,62 +151,58 @@ async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize,
     }
 }
 
-type Fail = Box<dyn FnOnce(StoreError) + Send>;
-
-fn fail_of(job: Job) -> Fail {
-    match job {
-        Job::Ingest { reply, .. } => Box::new(move |e| drop(reply.send(Err(e)))),
-        Job::Enqueue { reply, .. } => Box::new(move |e| drop(reply.send(Err(e)))),
+/// Applies the jobs in one transaction and commits; the outputs are in job order.
+async fn commit_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Out>, StoreError> {
+    let mut c = pool.get().await?;
+    let tx = c.transaction().await?;
+    lock_conversations(&tx, jobs).await?;
+    let mut outs = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outs.push(match job {
+            Job::Ingest { req, opts, now, ttl, .. } => Out::Ingest(ingest::ingest_in(&tx, req.clone(), opts.clone(), *now, *ttl).await?),
+            Job::Enqueue { msg, id, now, .. } => Out::Enqueue(outbox::enqueue_in(&tx, msg.clone(), id.clone(), *now).await?),
+        });
     }
+    tx.commit().await?;
+    Ok(outs)
 }
 
-fn fail_of_done(d: Done) -> Fail {
-    match d {
-        Done::Ingest(reply, _) => Box::new(move |e| drop(reply.send(Err(e)))),
-        Done::Enqueue(reply, _) => Box::new(move |e| drop(reply.send(Err(e)))),
+/// Locks the conversation rows the batch's messages touch, in (account, conversation) order,
+/// creating the missing ones: every batch takes these locks in the same order, so two
+/// daemons' batches queue behind each other instead of deadlocking.
+async fn lock_conversations(tx: &Tx<'_>, jobs: &[Job]) -> Result<(), StoreError> {
+    let mut keys: Vec<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Ingest { req, .. } => Some(req),
+            Job::Enqueue { .. } => None,
+        })
+        .flat_map(|req| {
+            req.events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction))
+                .map(|e| (req.account.as_str(), e.conversation.as_str()))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
     }
-}
-
-/// Applies the jobs in one transaction. On failure, every job's reply comes back to be told.
-async fn commit_batch(pool: &Pool, jobs: impl Iterator<Item = Job>) -> Result<Vec<Done>, (StoreError, Vec<Fail>)> {
-    let jobs: Vec<Job> = jobs.collect();
-    let mut c = match pool.get().await {
-        Ok(c) => c,
-        Err(e) => return Err((e.into(), jobs.into_iter().map(fail_of).collect())),
-    };
-    let tx = match c.transaction().await {
-        Ok(t) => t,
-        Err(e) => return Err((e.into(), jobs.into_iter().map(fail_of).collect())),
-    };
-    let mut done = Vec::with_capacity(jobs.len());
-    let mut rest = jobs.into_iter();
-    while let Some(job) = rest.next() {
-        let applied = apply(&tx, job).await;
-        match applied {
-            Ok(d) => done.push(d),
-            Err((e, fail)) => {
-                let mut fails: Vec<Fail> = done.into_iter().map(fail_of_done).collect();
-                fails.push(fail);
-                fails.extend(rest.map(fail_of));
-                return Err((e, fails)); // dropping `tx` rolls it back
-            }
-        }
-    }
-    if let Err(e) = tx.commit().await {
-        return Err((e.into(), done.into_iter().map(fail_of_done).collect()));
-    }
-    Ok(done)
-}
-
-async fn apply(tx: &Tx<'_>, job: Job) -> Result<Done, (StoreError, Fail)> {
-    match job {
-        Job::Ingest { req, opts, now, ttl, reply } => match ingest::ingest_in(tx, req, opts, now, ttl).await {
-            Ok(out) => Ok(Done::Ingest(reply, out)),
-            Err(e) => Err((e, Box::new(move |e| drop(reply.send(Err(e)))))),
-        },
-        Job::Enqueue { msg, id, now, reply } => match outbox::enqueue_in(tx, msg, id, now).await {
-            Ok(out) => Ok(Done::Enqueue(reply, out)),
-            Err(e) => Err((e, Box::new(move |e| drop(reply.send(Err(e)))))),
-        },
-    }
+    keys.sort_unstable();
+    keys.dedup();
+    let (accounts, conversations): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    execute(
+        tx,
+        "INSERT INTO conversations (account, conversation)
+         SELECT a, c FROM unnest($1::text[], $2::text[]) AS k(a, c) ORDER BY a, c ON CONFLICT DO NOTHING",
+        &[&accounts, &conversations],
+    )
+    .await?;
+    execute(
+        tx,
+        "SELECT 1 FROM conversations WHERE (account, conversation) IN (SELECT a, c FROM unnest($1::text[], $2::text[]) AS k(a, c))
+         ORDER BY account, conversation FOR UPDATE",
+        &[&accounts, &conversations],
+    )
+    .await?;
+    Ok(())
 }
