@@ -85,7 +85,11 @@ pub async fn backup(_: Authorized, State(app): State<Arc<App>>) -> Result<axum::
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup_failed", e)
     };
     let tmp = app.config.data_dir.join(format!("{BACKUP_TMP_PREFIX}{}.redb", uuid::Uuid::now_v7().simple()));
-    let summary = app.store.backup_to(&tmp).await.map_err(|e| failed(e.to_string()))?;
+    let summary = app.store.backup_to(&tmp).await.map_err(|e| match e {
+        // A PostgreSQL store is backed up with the database's own tools.
+        crate::store::StoreError::Unsupported { .. } => ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", e.to_string()),
+        e => failed(e.to_string()),
+    })?;
     let file = tokio::fs::File::open(&tmp).await.map_err(|e| failed(e.to_string()))?;
     // The open handle keeps the data until it is streamed; nothing is left behind.
     let _ = tokio::fs::remove_file(&tmp).await;
