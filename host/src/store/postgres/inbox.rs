@@ -137,7 +137,7 @@ async fn claim_in(tx: &Tx<'_>, req: ClaimRequest, now: u64) -> Result<InboxClaim
     // Events handed out `max_deliveries` times are dead-lettered as the scan meets them, so a
     // chunk may yield fewer claims than rows: scan on until `max` or the end.
     while events.len() < max {
-        let want = (max - events.len()) as i64 + 16;
+        let want = (max - events.len()).min(10_000) as i64 + 16;
         let rows = query(tx, &sql, &[&i(now), &req.account, &req.conversation, &want]).await?;
         let exhausted = (rows.len() as i64) < want;
         for r in &rows {

@@ -210,7 +210,7 @@ impl PgStore {
                    SELECT 1 FROM outbox h WHERE h.open AND h.account = o.account AND h.conversation = o.conversation AND h.seq < o.seq))
              ORDER BY priority, due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED"
         );
-        let rows = query(&tx, &sql, &[&i(now), &ordered, &(max as i64)]).await?;
+        let rows = query(&tx, &sql, &[&i(now), &ordered, &(max.min(10_000) as i64)]).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
             let mut row = row_of(r)?;

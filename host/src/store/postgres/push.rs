@@ -81,7 +81,7 @@ impl PgStore {
                AND NOT EXISTS (SELECT 1 FROM push_queue h WHERE h.account = p.account AND h.conversation = p.conversation AND h.id < p.id)
              ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
         );
-        let rows = query(&tx, &sql, &[&i(now), &(max as i64)]).await?;
+        let rows = query(&tx, &sql, &[&i(now), &(max.min(10_000) as i64)]).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let mut row = row_of(r)?;

@@ -4,6 +4,7 @@
 //! operations, as redb tests itself against a `BTreeMap`.
 
 mod poll;
+mod queues;
 mod tools;
 mod transfer;
 

@@ -1,0 +1,159 @@
+//! The rest of the store's surface, once per engine: push deliveries, history and session
+//! caps, provider status updates, the outbox census, and inbound dead letters with redrive.
+
+use crate::clock::ManualClock;
+use crate::model::{DeliveryState, EventKind, InboundEvent, MessageBody, StatusUpdate};
+use crate::store::testing::conformance;
+use crate::store::*;
+
+fn message(id: &str, conversation: &str) -> InboundEvent {
+    InboundEvent {
+        provider_event_id: id.into(),
+        kind: EventKind::Message,
+        conversation: conversation.into(),
+        sender: Some(conversation.into()),
+        text: Some(format!("text {id}")),
+        timestamp_ms: None,
+        status: None,
+        payload: serde_json::json!({}),
+    }
+}
+
+fn req(events: Vec<InboundEvent>) -> IngestRequest {
+    IngestRequest { account: "a".into(), correlation_id: "x".into(), events }
+}
+
+fn outbound(conversation: &str) -> NewMessage {
+    NewMessage {
+        account: "a".into(),
+        to: conversation.into(),
+        conversation: conversation.into(),
+        body: MessageBody::Text("hi".into()),
+        metadata: None,
+        idempotency_key: None,
+        fingerprint: "f".into(),
+        correlation_id: "c".into(),
+        priority: Priority::Normal,
+        max_queued: 100,
+        idempotency_ttl_ms: 1_000,
+    }
+}
+
+conformance! {
+    async fn push_deliveries_retry_in_order_dead_letter_and_redrive(db) {
+        let clock = ManualClock::new(1_000);
+        let store = db.open(&clock).await;
+        let opts = IngestOptions { push: Some(PushRoute { kinds: None, pull_too: false }), ..Default::default() };
+        let Ingested::Stored(o, fx) = store.ingest_with(req(vec![message("e1", "c"), message("e2", "c")]), opts).await.unwrap() else { panic!() };
+        assert_eq!((o.stored, fx.pushed, fx.pullable), (2, 2, 0));
+        assert_eq!((store.push_len().await.unwrap(), store.inbox_len().await.unwrap()), (2, 0));
+        assert!(store.push_due().await.unwrap());
+        let first = store.claim_push(10, 5_000).await.unwrap();
+        assert_eq!(first.len(), 1, "only the conversation's head is in flight");
+        let head = &first[0];
+        assert!(store.record_push(head.row.id, head.token, PushDisposition::RetryAt { at_ms: 2_000, error: "503".into() }).await.unwrap());
+        assert!(store.claim_push(10, 5_000).await.unwrap().is_empty(), "the head waits for its retry; the next waits behind it");
+        clock.set_ms(2_000);
+        let again = store.claim_push(10, 5_000).await.unwrap().remove(0);
+        assert_eq!((again.row.id, again.row.attempts, again.row.last_error.as_deref()), (head.row.id, 1, Some("503")));
+        assert!(!store.record_push(again.row.id, head.token, PushDisposition::Delivered).await.unwrap(), "a stale token is fenced");
+        assert!(store.record_push(again.row.id, again.token, PushDisposition::Failed("410 gone".into())).await.unwrap());
+        let dead = store.dlq_get(&format!("push:{}", head.row.id)).await.unwrap().expect("dead-lettered");
+        assert_eq!((dead.kind, dead.tries), (DeadKind::Push, 2));
+        let second = store.claim_push(10, 5_000).await.unwrap().remove(0);
+        assert!(store.record_push(second.row.id, second.token, PushDisposition::Delivered).await.unwrap());
+        assert_eq!(store.push_len().await.unwrap(), 0);
+        let r = store.dlq_redrive(None).await.unwrap();
+        assert_eq!(r.redriven.len(), 1);
+        assert_eq!(store.claim_push(10, 5_000).await.unwrap().remove(0).row.id, head.row.id);
+        store.close().await;
+    }
+
+    async fn history_keeps_the_newest_and_sessions_are_capped_per_account(db) {
+        let clock = ManualClock::new(10_000);
+        let store = db.open(&clock).await;
+        let h = HistoryOptions { limit: 3, session_timeout_ms: 1_000, max_open_sessions: 1 };
+        let opts = IngestOptions { history: Some(h), ..Default::default() };
+        store.ingest_with(req(vec![message("e1", "c1"), message("e2", "c1")]), opts.clone()).await.unwrap();
+        store.record_outbound("a".into(), "c1".into(), "msg_1".into(), Some("reply".into()), h).await.unwrap().unwrap();
+        store.ingest_with(req(vec![message("e3", "c1")]), opts.clone()).await.unwrap();
+        let kept = store.history("a", "c1", 10).await.unwrap();
+        let ids: Vec<&str> = kept.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(kept.len(), 3, "trimmed to the limit: {ids:?}");
+        assert_eq!(kept[1].id, "msg_1");
+        assert_eq!(kept[1].direction, Direction::Outbound);
+        assert!(kept.iter().all(|e| e.session == 1));
+        assert!(kept[0].seq > kept[1].seq, "newest first");
+        // A second conversation would open a second session: refused, nothing written.
+        assert_eq!(store.session_admits("a", "c2", &h).await.unwrap(), Err(SessionLimit { open: 1 }));
+        let refused = store.ingest_with(req(vec![message("e4", "c2")]), opts.clone()).await.unwrap();
+        assert_eq!(refused, Ingested::SessionLimit { open: 1 });
+        assert_eq!(store.record_outbound("a".into(), "c2".into(), "msg_2".into(), None, h).await.unwrap(), Err(SessionLimit { open: 1 }));
+        // After the timeout the first session is closed: c2 opens, c1 starts session 2 later.
+        clock.advance_ms(1_000);
+        assert_eq!(store.session_admits("a", "c2", &h).await.unwrap(), Ok(()));
+        store.ingest_with(req(vec![message("e4", "c2")]), opts.clone()).await.unwrap();
+        assert_eq!(store.history("a", "c2", 10).await.unwrap().len(), 1);
+        assert_eq!(store.last_inbound_ms("a", "c2").await.unwrap(), Some(11_000));
+        assert_eq!(store.last_inbound_ms("a", "nope").await.unwrap(), None);
+        store.close().await;
+    }
+
+    async fn status_webhooks_move_a_sent_message_forward_only_and_the_census_counts(db) {
+        let clock = ManualClock::new(1_000);
+        let store = db.open(&clock).await;
+        let EnqueueOutcome::Created(m) = store.enqueue(outbound("c1")).await.unwrap() else { panic!() };
+        store.enqueue(outbound("c2")).await.unwrap();
+        assert!(store.outbox_due().await.unwrap());
+        let c = store.claim_outbox(1, 5_000, true).await.unwrap().remove(0);
+        assert_eq!(c.row.id, m.id);
+        let census = store.outbox_census().await.unwrap();
+        assert_eq!((census.queued, census.sending, census.retrying, census.stored, census.oldest_due_ms), (1, 1, 0, 2, Some(1_000)));
+        store.record_attempt(m.id.clone(), c.token, None, Disposition::Delivered { provider_message_id: "p1".into() }).await.unwrap();
+        let status = |state| {
+            let mut e = message("s", "c1");
+            e.provider_event_id = format!("status-{state:?}");
+            e.kind = EventKind::Status;
+            e.status = Some(StatusUpdate { provider_message_id: "p1".into(), state, error: None });
+            req(vec![e])
+        };
+        assert_eq!(store.ingest(status(DeliveryState::Delivered)).await.unwrap().status_updates, 1);
+        assert_eq!(store.ingest(status(DeliveryState::Sent)).await.unwrap().status_updates, 0, "never backwards");
+        let row = store.message(&m.id).await.unwrap().unwrap();
+        assert_eq!((row.status, row.provider_message_id.as_deref()), (MessageStatus::Delivered, Some("p1")));
+        let listed = store.list_messages(Some(MessageStatus::Delivered), 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(store.list_messages(None, 10).await.unwrap().len(), 2);
+        store.close().await;
+    }
+
+    async fn an_event_never_acked_is_dead_lettered_and_redriven_into_the_inbox(db) {
+        let clock = ManualClock::new(1_000);
+        let store = db.open(&clock).await;
+        store.ingest(req(vec![message("e1", "c")])).await.unwrap();
+        let claim = |consumer: &str| ClaimRequest { max: 10, lease_ms: 100, consumer: consumer.into(), account: Some("a".into()), conversation: Some("c".into()), max_deliveries: 1, max_held: 1 };
+        let first = store.claim_inbox(claim("t")).await.unwrap();
+        assert_eq!(first.events.len(), 1);
+        let held = store.claim_inbox(claim("t")).await.unwrap();
+        assert_eq!(held.held_limit, Some(1), "the consumer holds its limit");
+        clock.advance_ms(100);
+        let again = store.claim_inbox(claim("u")).await.unwrap();
+        assert!(again.events.is_empty(), "handed out max_deliveries times: dead-lettered");
+        assert_eq!((store.inbox_len().await.unwrap(), store.dlq_len().await.unwrap()), (0, 1));
+        let listed = store.dlq_list(10).await.unwrap();
+        assert_eq!(listed[0].kind, DeadKind::Inbound);
+        store.dlq_redrive(Some(vec![listed[0].id.clone()])).await.unwrap();
+        let back = store.claim_inbox(claim("u")).await.unwrap();
+        assert_eq!((back.events.len(), back.events[0].deliveries), (1, 1));
+        let ack = store.ack_inbox(vec![back.events[0].id.clone(), "999".into()], back.lease.clone()).await.unwrap();
+        assert_eq!((ack.acked.len(), ack.rejected), (1, vec!["999".to_string()]));
+        assert_eq!(store.kv_get("p", "k").await.unwrap(), None);
+        store.kv_set("p", "k", Some(b"v".to_vec())).await.unwrap();
+        store.kv_set("q", "k", Some(b"w".to_vec())).await.unwrap();
+        assert_eq!(store.kv_get("p", "k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        store.kv_set("p", "k", None).await.unwrap();
+        assert_eq!(store.kv_get("p", "k").await.unwrap(), None);
+        assert_eq!(store.kv_get("q", "k").await.unwrap().as_deref(), Some(&b"w"[..]));
+        store.close().await;
+    }
+}
