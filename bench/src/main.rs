@@ -98,14 +98,15 @@ async fn connect(addr: SocketAddr) -> Result<Sender> {
 }
 
 fn webhook_body(n: u64) -> Vec<u8> {
-    // Shaped like a real WhatsApp text webhook, padded to about 1 KiB.
+    // Shaped like a real WhatsApp text webhook, padded to about 1 KiB; 1,000 senders in turn
+    // (open sessions stay under the bench config's `max_open_sessions`), every wamid unique.
     let body = serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242922" },
-            "contacts": [{ "profile": { "name": "Load Test" }, "wa_id": format!("1650{:07}", n % 10_000_000) }],
-            "messages": [{ "from": format!("1650{:07}", n % 10_000_000), "id": format!("wamid.BENCH{n:016}"),
+            "contacts": [{ "profile": { "name": "Load Test" }, "wa_id": recipient(n) }],
+            "messages": [{ "from": recipient(n), "id": format!("wamid.BENCH{n:016}"),
                 "timestamp": "1749416383", "type": "text",
                 "text": { "body": format!("load test message {n} {}", "x".repeat(560)) } }]
         }}]}]
@@ -113,7 +114,7 @@ fn webhook_body(n: u64) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
-/// Outbound recipient of message `n`: 1,000 of them in turn.
+/// The user of message `n` (sender inbound, recipient outbound): 1,000 of them in turn.
 fn recipient(n: u64) -> String {
     format!("1650{:07}", n % 1_000)
 }
