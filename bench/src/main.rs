@@ -6,9 +6,10 @@
 //!   one keep-alive HTTP/1.1 connection per `--connections`.
 //! - `dispatch`: `POST /v1/messages` while playing the Graph API itself on `--mock`, measuring
 //!   end-to-end time from the POST to the provider receiving the message (queue lag).
-//! - `footprint`: queues `--queue` messages behind a provider that throttles every send for an
-//!   hour (429, Retry-After: 3600: each message is attempted once, then waits), then reports the
-//!   daemon's RSS and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
+//! - `footprint`: queues `--queue` messages (1,000 conversations) behind a provider that
+//!   throttles every send for an hour (429, Retry-After: 3600: each conversation's head is
+//!   attempted once and waits, the rest wait behind it in order), then reports the daemon's RSS
+//!   and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -389,9 +390,17 @@ async fn footprint(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock
         t.await??;
     }
     let queued = run.ok.load(Ordering::Relaxed);
-    // Every message attempted once (and told to wait an hour), bounded.
+    // Wait until the daemon has done all it will: each conversation's head attempted and told
+    // to wait an hour (the rest queue behind it, in order). Quiet for 3 s = done; bounded.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while received.load(Ordering::Relaxed) < queued && Instant::now() < deadline {
+    let (mut last, mut quiet_since) = (u64::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let now = received.load(Ordering::Relaxed);
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        } else if quiet_since.elapsed() >= Duration::from_secs(3) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let filled = start.elapsed();
