@@ -6,9 +6,10 @@
 //!   one keep-alive HTTP/1.1 connection per `--connections`.
 //! - `dispatch`: `POST /v1/messages` while playing the Graph API itself on `--mock`, measuring
 //!   end-to-end time from the POST to the provider receiving the message (queue lag).
-//! - `footprint`: queues `--queue` messages behind a provider that throttles every send for an
-//!   hour (429, Retry-After: 3600: each message is attempted once, then waits), then reports the
-//!   daemon's RSS and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
+//! - `footprint`: queues `--queue` messages (1,000 conversations) behind a provider that
+//!   throttles every send for an hour (429, Retry-After: 3600: each conversation's head is
+//!   attempted once and waits, the rest wait behind it in order), then reports the daemon's RSS
+//!   and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -98,14 +99,15 @@ async fn connect(addr: SocketAddr) -> Result<Sender> {
 }
 
 fn webhook_body(n: u64) -> Vec<u8> {
-    // Shaped like a real WhatsApp text webhook, padded to about 1 KiB.
+    // Shaped like a real WhatsApp text webhook, padded to about 1 KiB; 1,000 senders in turn
+    // (open sessions stay under the bench config's `max_open_sessions`), every wamid unique.
     let body = serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242922" },
-            "contacts": [{ "profile": { "name": "Load Test" }, "wa_id": format!("1650{:07}", n % 10_000_000) }],
-            "messages": [{ "from": format!("1650{:07}", n % 10_000_000), "id": format!("wamid.BENCH{n:016}"),
+            "contacts": [{ "profile": { "name": "Load Test" }, "wa_id": recipient(n) }],
+            "messages": [{ "from": recipient(n), "id": format!("wamid.BENCH{n:016}"),
                 "timestamp": "1749416383", "type": "text",
                 "text": { "body": format!("load test message {n} {}", "x".repeat(560)) } }]
         }}]}]
@@ -113,7 +115,7 @@ fn webhook_body(n: u64) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
-/// Outbound recipient of message `n`: 1,000 of them in turn.
+/// The user of message `n` (sender inbound, recipient outbound): 1,000 of them in turn.
 fn recipient(n: u64) -> String {
     format!("1650{:07}", n % 1_000)
 }
@@ -388,9 +390,17 @@ async fn footprint(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock
         t.await??;
     }
     let queued = run.ok.load(Ordering::Relaxed);
-    // Every message attempted once (and told to wait an hour), bounded.
+    // Wait until the daemon has done all it will: each conversation's head attempted and told
+    // to wait an hour (the rest queue behind it, in order). Quiet for 3 s = done; bounded.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while received.load(Ordering::Relaxed) < queued && Instant::now() < deadline {
+    let (mut last, mut quiet_since) = (u64::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let now = received.load(Ordering::Relaxed);
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        } else if quiet_since.elapsed() >= Duration::from_secs(3) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let filled = start.elapsed();

@@ -27,7 +27,7 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
         // Read every round: a config reload changes batch, lease and poll interval.
         let cfg = app.current_config().delivery.clone();
         // Look (a read) before claiming (a durable write): idle, nothing is committed.
-        let claimed = match app.store.outbox_due().await {
+        let claimed = match app.store.outbox_due(cfg.ordered).await {
             Ok(false) => Vec::new(),
             _ => match app.store.claim_outbox(cfg.batch, cfg.lease_ms, cfg.ordered).await {
                 Ok(c) => c,

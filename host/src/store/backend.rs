@@ -35,8 +35,9 @@ pub trait Backend: Send + Sync + 'static {
     // Outbox
     async fn enqueue(&self, msg: NewMessage) -> Result<EnqueueOutcome, StoreError>;
     async fn message(&self, id: &str) -> Result<Option<OutboxRow>, StoreError>;
-    /// Whether any message is due now (a read: idle workers look before they claim).
-    async fn outbox_due(&self) -> Result<bool, StoreError>;
+    /// Whether any message is due now (a read: idle workers look before they claim). With
+    /// `ordered`, messages waiting behind their conversation's head do not count.
+    async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError>;
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError>;
     async fn renew_outbox_lease(&self, id: String, token: u64, lease_ms: u64) -> Result<bool, StoreError>;
     async fn record_attempt(&self, id: String, token: u64, attempt: Option<Attempt>, disposition: Disposition) -> Result<RecordResult, StoreError>;

@@ -222,8 +222,8 @@ impl Store {
 
     /// Whether any message is due now (a read: idle workers look before they claim, so an
     /// idle daemon does not commit an empty claim transaction every poll).
-    pub async fn outbox_due(&self) -> Result<bool, StoreError> {
-        self.backend.outbox_due().await
+    pub async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError> {
+        self.backend.outbox_due(ordered).await
     }
 
     pub async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {

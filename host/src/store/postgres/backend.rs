@@ -55,8 +55,8 @@ impl Backend for PgStore {
         PgStore::message(self, id).await
     }
 
-    async fn outbox_due(&self) -> Result<bool, StoreError> {
-        PgStore::outbox_due(self).await
+    async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError> {
+        PgStore::outbox_due(self, ordered).await
     }
 
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {

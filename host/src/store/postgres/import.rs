@@ -70,7 +70,9 @@ async fn import_one(tx: &Tx<'_>, record: ExportRecord) -> Result<u64, StoreError
                     &enum_text(&row.status),
                     &i(row.created_at_ms),
                     &i(row.updated_at_ms),
-                    &row.due_at_ms.map(i),
+                    // A redb claim parks a message blocked behind its conversation's head out of
+                    // the due order; here the claim checks the head itself, so it is due again.
+                    &row.due_at_ms.or(outbox_open(&row).then_some(row.updated_at_ms)).map(i),
                     &to_json(&row.attempts),
                     &row.provider_message_id,
                     &row.error.as_ref().map(to_json),

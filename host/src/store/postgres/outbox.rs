@@ -227,13 +227,20 @@ impl PgStore {
         Ok(claimed)
     }
 
-    /// Whether any message is due now (a read: idle workers look before they claim). A due
-    /// message held back behind its conversation's head still counts; the claim sorts that out.
-    pub async fn outbox_due(&self) -> Result<bool, StoreError> {
+    /// Whether any message is due now (a read: idle workers look before they claim). With
+    /// `ordered`, a message waiting behind its conversation's head does not count.
+    pub async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError> {
         let now = self.now_ms();
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        let row = query_opt(&tx, "SELECT EXISTS (SELECT 1 FROM outbox WHERE due_at IS NOT NULL AND due_at <= $1)", &[&i(now)]).await?;
+        let row = query_opt(
+            &tx,
+            "SELECT EXISTS (SELECT 1 FROM outbox o WHERE due_at IS NOT NULL AND due_at <= $1
+                 AND (NOT $2 OR NOT EXISTS (
+                     SELECT 1 FROM outbox h WHERE h.open AND h.account = o.account AND h.conversation = o.conversation AND h.seq < o.seq)))",
+            &[&i(now), &ordered],
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.is_some_and(|r| r.get(0)))
     }

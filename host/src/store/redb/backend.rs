@@ -55,7 +55,8 @@ impl Backend for RedbStore {
         RedbStore::message(self, id)
     }
 
-    async fn outbox_due(&self) -> Result<bool, StoreError> {
+    async fn outbox_due(&self, _ordered: bool) -> Result<bool, StoreError> {
+        // Ordered claims park blocked messages out of the due index: it is exact either way.
         RedbStore::outbox_due(self)
     }
 

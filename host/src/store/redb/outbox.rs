@@ -150,10 +150,27 @@ fn move_due(txn: &WriteTransaction, row: &mut OutboxRow, due: Option<u64>) -> Re
 }
 
 /// Removes a message that reached a final state from its conversation queue and the
-/// account's queued count.
-fn finish(txn: &WriteTransaction, row: &OutboxRow) -> Result<(), StoreError> {
-    txn.open_table(CONV_QUEUE)?.remove((conv_key(row).as_str(), row.seq))?;
+/// account's queued count, and puts the conversation's next message (if a claim parked it)
+/// back in the due index.
+fn finish(txn: &WriteTransaction, row: &OutboxRow, now: u64) -> Result<(), StoreError> {
+    let key = conv_key(row);
+    let next = {
+        let mut q = txn.open_table(CONV_QUEUE)?;
+        q.remove((key.as_str(), row.seq))?;
+        let head = q.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?;
+        head.map(|(_, id)| id.value().to_string())
+    };
     tables::add_counter(txn, &queued_key(&row.account), -1)?;
+    if let Some(id) = next {
+        let mut outbox = txn.open_table(OUTBOX)?;
+        if let Some(mut head) = load(&outbox, &id)?
+            && head.due_at_ms.is_none()
+            && matches!(head.status, MessageStatus::Queued | MessageStatus::Retrying)
+        {
+            move_due(txn, &mut head, Some(now))?;
+            outbox.insert(id.as_str(), tables::encode(&head).as_slice())?;
+        }
+    }
     Ok(())
 }
 
@@ -226,39 +243,58 @@ fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> 
     Ok(EnqueueOutcome::Created(row))
 }
 
+/// Rows a claim may examine in all (a bound on one transaction's length).
+const MAX_EXAMINED_PER_CLAIM: usize = 4096;
+
 fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, now: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
     let mut claimed = Vec::with_capacity(max);
-    // Messages blocked behind their conversation's head are skipped; bound the scan so a
-    // long blocked queue cannot make a claim expensive.
-    let scan_limit = max.saturating_mul(16).max(64);
+    // Due rows are read in chunks. A claimed row moves to its lease expiry and a blocked one is
+    // parked (each once), so both leave the due range and the next chunk starts past them; only
+    // stale entries stay, and are skipped. The total examined per claim is bounded.
+    let chunk = max.saturating_mul(16).max(64);
+    let mut examined = 0usize;
     for rank in 0..3u8 {
-        if claimed.len() >= max {
-            break;
-        }
-        let keys: Vec<(u64, String)> = {
-            let due = txn.open_table(OUTBOX_DUE)?;
-            due.range((rank, 0, "")..(rank, now + 1, ""))?
-                .take(scan_limit)
-                .map(|r| r.map(|(k, _)| (k.value().1, k.value().2.to_string())))
-                .collect::<Result<_, _>>()?
-        };
-        for (_, id) in keys {
-            if claimed.len() >= max {
+        let mut stale = 0usize;
+        while claimed.len() < max && examined < MAX_EXAMINED_PER_CLAIM {
+            let ids: Vec<String> = {
+                let due = txn.open_table(OUTBOX_DUE)?;
+                due.range((rank, 0, "")..(rank, now + 1, ""))?
+                    .skip(stale)
+                    .take(chunk)
+                    .map(|r| r.map(|(k, _)| k.value().2.to_string()))
+                    .collect::<Result<_, _>>()?
+            };
+            if ids.is_empty() {
                 break;
             }
-            let Some(mut row) = load(&txn.open_table(OUTBOX)?, &id)? else { continue };
-            if ordered && !is_head(txn, &row)? {
-                continue;
+            examined += ids.len();
+            for id in ids {
+                if claimed.len() >= max {
+                    break;
+                }
+                let Some(mut row) = load(&txn.open_table(OUTBOX)?, &id)? else {
+                    stale += 1;
+                    continue;
+                };
+                if ordered && !is_head(txn, &row)? {
+                    // Blocked behind its conversation's head: park it (out of the due index)
+                    // until that head finishes ([`finish`] puts it back). Left in, a long
+                    // blocked queue would be rescanned by every claim and could hide other
+                    // conversations' due messages beyond the scan bound.
+                    move_due(txn, &mut row, None)?;
+                    txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
+                    continue;
+                }
+                let token = tables::next_counter(txn, "fence")?;
+                let expires = now + lease_ms;
+                let reclaimed = row.lease.is_some();
+                row.status = MessageStatus::Sending;
+                row.lease = Some(OutboxLease { token, expires_at_ms: expires });
+                row.updated_at_ms = now;
+                move_due(txn, &mut row, Some(expires))?;
+                txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
+                claimed.push(ClaimedMessage { row, token, reclaimed });
             }
-            let token = tables::next_counter(txn, "fence")?;
-            let expires = now + lease_ms;
-            let reclaimed = row.lease.is_some();
-            row.status = MessageStatus::Sending;
-            row.lease = Some(OutboxLease { token, expires_at_ms: expires });
-            row.updated_at_ms = now;
-            move_due(txn, &mut row, Some(expires))?;
-            txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
-            claimed.push(ClaimedMessage { row, token, reclaimed });
         }
     }
     Ok(claimed)
@@ -296,7 +332,7 @@ fn record_in(
             txn.open_table(OUTBOX_BY_PROVIDER)?
                 .insert(key2(&row.account, &provider_message_id).as_str(), id)?;
             row.provider_message_id = Some(provider_message_id);
-            finish(txn, &row)?;
+            finish(txn, &row, now)?;
         }
         Disposition::RetryAt(at) => {
             row.status = MessageStatus::Retrying;
@@ -314,7 +350,7 @@ fn record_in(
                 &DeadLetter::outbound(&row, format!("{}: {}", failure.code, failure.reason), now),
             )?;
             row.error = Some(failure);
-            finish(txn, &row)?;
+            finish(txn, &row, now)?;
         }
     }
     let status = row.status;

@@ -296,6 +296,46 @@ conformance! {
         assert_eq!(store.claim_outbox(10, 1_000, false).await.unwrap().remove(0).row.id, third.id);
     }
 
+    // A long conversation blocked behind its head neither hides other conversations' messages
+    // (the claim scan is bounded) nor costs every claim a rescan: blocked messages are parked
+    // once (redb; PostgreSQL's claim checks the head in its query) and come back, in order, as
+    // their heads finish.
+    async fn a_long_blocked_conversation_neither_starves_others_nor_is_rescanned(db) {
+        let clock = ManualClock::new(0);
+        let store = db.open(&clock).await;
+        let big = |m: NewMessage| NewMessage { max_queued: 10_000, ..m };
+        let mut ids = Vec::new();
+        for _ in 0..3_000 {
+            ids.push(created(&store, big(new_msg("1", "busy", Priority::Normal))).await.id);
+        }
+        clock.advance_ms(1);
+        let late = created(&store, big(new_msg("2", "quiet", Priority::Normal))).await;
+        // One claim of 1: the busy head. The next claims park what is blocked and reach `late`.
+        let head = store.claim_outbox(1, 60_000, true).await.unwrap().remove(0);
+        assert_eq!(head.row.id, ids[0]);
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(store.claim_outbox(1, 60_000, true).await.unwrap().into_iter().map(|c| c.row.id));
+            if !got.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(got, [late.id.clone()], "the quiet conversation is not starved");
+        assert!(!store.outbox_due(true).await.unwrap(), "blocked messages are parked, not rescanned");
+        // The head finishes: the next of its conversation is due again, then the one after.
+        let d = || Disposition::Delivered { provider_message_id: format!("p{}", clock.now_ms()) };
+        store.record_attempt(ids[0].clone(), head.token, None, d()).await.unwrap();
+        let next = store.claim_outbox(10, 60_000, true).await.unwrap();
+        assert_eq!(next.iter().map(|c| c.row.id.clone()).collect::<Vec<_>>(), [ids[1].clone()]);
+        clock.advance_ms(1);
+        store.record_attempt(ids[1].clone(), next[0].token, None, d()).await.unwrap();
+        assert_eq!(store.claim_outbox(10, 60_000, true).await.unwrap().remove(0).row.id, ids[2]);
+        // Close and reopen: parked messages stay parked and in line.
+        store.close().await;
+        let store = db.open(&clock).await;
+        assert_eq!(store.queued_count("a").await.unwrap(), 2_999, "2 delivered of 3,001");
+    }
+
     async fn the_queue_cap_counts_unfinished_messages_per_account(db) {
         let clock = ManualClock::new(0);
         let store = db.open(&clock).await;
