@@ -179,6 +179,12 @@ impl PgStore {
     pub async fn close(&self) {
         self.batch.close().await;
         self.pool.close();
+        // Bounded: a database that went away must not hold up a shutdown.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.await_sessions_gone()).await;
+    }
+
+    /// Waits until the server lists no session of this daemon but the one asking.
+    async fn await_sessions_gone(&self) {
         let Ok((client, conn)) = self.config.connect(NoTls).await else { return };
         let task = tokio::spawn(conn);
         let me = format!("{APP_PREFIX}{}", self.instance);
