@@ -50,12 +50,23 @@ pub struct StoreOptions {
     pub dedupe_ttl_ms: u64,
     /// Upper bound on requests applied in one transaction.
     pub max_batch: usize,
+    /// redb's page cache. Its default (1 GiB) is for a database server; a daemon on a small
+    /// box keeps its hot pages (recent inbox and outbox rows, indexes) in far less.
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { dedupe_ttl_ms: 7 * 24 * 3_600_000, max_batch: 1024 }
+        Self { dedupe_ttl_ms: 7 * 24 * 3_600_000, max_batch: 1024, cache_bytes: DEFAULT_CACHE_BYTES }
     }
+}
+
+/// See [`StoreOptions::cache_bytes`].
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
+/// Opens (or creates) the redb file with the store's settings.
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
 }
 
 /// A cheap-to-clone handle to the store.
@@ -76,10 +87,10 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
         }
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(open_database(path, opts.cache_bytes)?);
         tables::create_all(&db)?;
         let db = Arc::new(ArcSwapOption::new(Some(db)));
-        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch);
+        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch, opts.cache_bytes);
         Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
     }
 
