@@ -80,7 +80,10 @@ impl PluginBench {
 pub struct Warm(Call);
 
 impl Warm {
+    /// One call with a fresh guest-time budget (as [`super::Runtime::receive`] gives its
+    /// second call): without it the instance's single budget runs out over many calls.
     pub async fn describe(&mut self) {
+        self.0.rearm();
         describe(&mut self.0).await;
     }
 }

@@ -57,13 +57,20 @@ pub struct StoreOptions {
     pub dedupe_ttl_ms: u64,
     /// Upper bound on requests applied in one transaction.
     pub max_batch: usize,
+    /// redb's page cache. Its default (1 GiB) is for a database server; a daemon on a small
+    /// box keeps its hot pages (recent inbox and outbox rows, indexes) in far less. (PostgreSQL
+    /// caches on the server: `shared_buffers`.)
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { dedupe_ttl_ms: 7 * 24 * 3_600_000, max_batch: 1024 }
+        Self { dedupe_ttl_ms: 7 * 24 * 3_600_000, max_batch: 1024, cache_bytes: DEFAULT_CACHE_BYTES }
     }
 }
+
+/// See [`StoreOptions::cache_bytes`].
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
 /// Where the state lives (`store = { kind = ... }` in the config).
 #[derive(Clone, PartialEq, Eq)]

@@ -104,6 +104,8 @@ pub mod config;
 pub mod http;
 pub mod log;
 pub mod testing;
+#[cfg(feature = "proptest")]
+pub mod hostile;
 
 mod host_trait;
 pub use host_trait::{Host, WasmHost};

@@ -42,16 +42,21 @@ pub struct RedbStore {
     opts: Arc<StoreOptions>,
 }
 
+/// Opens (or creates) the redb file with the store's settings.
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
+}
+
 impl RedbStore {
     /// Opens (or creates) the redb file and starts the writer thread.
     pub fn open(path: &Path, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
         }
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(open_database(path, opts.cache_bytes)?);
         tables::create_all(&db)?;
         let db = Arc::new(ArcSwapOption::new(Some(db)));
-        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch);
+        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch, opts.cache_bytes);
         Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
     }
 

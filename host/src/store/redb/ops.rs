@@ -6,7 +6,7 @@
 use crate::store::ops::*;
 use crate::store::leases::LeaseRecord;
 use crate::store::outbox::{MessageStatus, OutboxRow};
-use super::tables::{self, LEASES, OUTBOX, OUTBOX_DUE};
+use super::tables::{self, CONV_QUEUE, LEASES, OUTBOX, OUTBOX_DUE};
 use super::{RedbStore, StoreError};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use std::path::Path;
@@ -89,6 +89,18 @@ impl RedbStore {
             }
             if at <= now {
                 c.oldest_due_ms = Some(c.oldest_due_ms.map_or(at, |o| o.min(at)));
+            }
+        }
+        // Messages an ordered claim parked behind their conversation's head are out of the due
+        // index but wait all the same.
+        for entry in txn.open_table(CONV_QUEUE)?.iter()? {
+            let (_, id) = entry?;
+            let Some(v) = outbox.get(id.value())? else { continue };
+            let row: OutboxRow = tables::decode("outbox", v.value())?;
+            match (row.due_at_ms, row.status) {
+                (None, MessageStatus::Queued) => c.queued += 1,
+                (None, MessageStatus::Retrying) => c.retrying += 1,
+                _ => {}
             }
         }
         Ok(c)

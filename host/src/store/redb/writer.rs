@@ -73,13 +73,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<ArcSwapOption<Database>>, path: PathBuf, max_batch: usize) -> Self {
+    pub(super) fn start(db: Arc<ArcSwapOption<Database>>, path: PathBuf, max_batch: usize, cache_bytes: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let s = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(Shared { slot: db, path }, rx, max_batch.max(1), s))
+            .spawn(move || run(Shared { slot: db, path, cache_bytes }, rx, max_batch.max(1), s))
             .expect("spawn store writer thread");
         Self { tx, stats }
     }
@@ -120,6 +120,7 @@ impl Writer {
 struct Shared {
     slot: Arc<ArcSwapOption<Database>>,
     path: PathBuf,
+    cache_bytes: usize,
 }
 
 /// Pause between attempts to reopen the database after an I/O error.
@@ -198,7 +199,7 @@ fn reopen(
     loop {
         // Readers may still hold the old handle for a moment (`DatabaseAlreadyOpen`); a full
         // disk may fail the repair an unclean close needs. Both pass with time.
-        match Database::create(&shared.path) {
+        match super::open_database(&shared.path, shared.cache_bytes) {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 shared.slot.store(Some(fresh.clone()));

@@ -109,6 +109,13 @@ conformance! {
         assert_eq!(c.row.id, m.id);
         let census = store.outbox_census().await.unwrap();
         assert_eq!((census.queued, census.sending, census.retrying, census.stored, census.oldest_due_ms), (1, 1, 0, 2, Some(1_000)));
+        // One more behind c1's head in flight: a claim passes it by (redb parks it), and it
+        // still counts as waiting.
+        store.enqueue(outbound("c1")).await.unwrap();
+        let other = store.claim_outbox(10, 5_000, true).await.unwrap();
+        assert_eq!(other.len(), 1, "c2's message; c1's second waits behind its head");
+        let census = store.outbox_census().await.unwrap();
+        assert_eq!((census.queued, census.sending, census.stored), (1, 2, 3));
         store.record_attempt(m.id.clone(), c.token, None, Disposition::Delivered { provider_message_id: "p1".into() }).await.unwrap();
         let status = |state| {
             let mut e = message("s", "c1");
@@ -123,7 +130,7 @@ conformance! {
         assert_eq!((row.status, row.provider_message_id.as_deref()), (MessageStatus::Delivered, Some("p1")));
         let listed = store.list_messages(Some(MessageStatus::Delivered), 10).await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(store.list_messages(None, 10).await.unwrap().len(), 2);
+        assert_eq!(store.list_messages(None, 10).await.unwrap().len(), 3);
         store.close().await;
     }
 

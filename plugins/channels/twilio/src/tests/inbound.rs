@@ -111,31 +111,13 @@ fn not_a_messaging_webhook() {
 
 mod hostile {
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
-use serde_json::Value;
-use switchboard_sdk::{InboundEvent, ParseError};
+use switchboard_sdk::hostile::{well_formed, with_invalid_utf8};
+use switchboard_sdk::ParseError;
 
 use super::super::fixture;
 use crate::inbound::parse;
 
-/// Every event's payload is JSON; ids and conversations are what the host can store.
-fn well_formed(events: &[InboundEvent]) -> Result<(), TestCaseError> {
-    for e in events {
-        prop_assert!(serde_json::from_str::<Value>(&e.payload).is_ok(), "{:?}", e.payload);
-    }
-    Ok(())
-}
 
-/// Bytes 0x80..=0xFF spliced into `body`: never UTF-8 there (the fixtures are ASCII).
-fn with_invalid_utf8(body: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec((any::<prop::sample::Index>(), 0x80u8..=0xFF), 1..4).prop_map(move |ins| {
-        let mut b = body.clone();
-        for (at, byte) in ins {
-            b.insert(at.index(b.len() + 1), byte);
-        }
-        b
-    })
-}
 
 
 /// Found through the daemon (tests/tests/hostile_input.rs): a signed form with a byte that is

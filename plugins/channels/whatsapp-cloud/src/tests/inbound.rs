@@ -571,56 +571,16 @@ fn every_fixture_payload_is_json() {
 
 mod hostile {
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
-use serde_json::{Value, json};
-use switchboard_sdk::{InboundEvent, ParseError};
+use switchboard_sdk::hostile::{arb_json, well_formed, with_invalid_utf8, trimmed};
+use serde_json::json;
+use switchboard_sdk::ParseError;
 
 use super::super::fixture;
 use crate::inbound::parse;
 
-/// Arbitrary JSON whose keys (and some string values) come from `words`, so nested shapes
-/// reach the parser's branches; other strings are arbitrary Unicode.
-fn arb_json(words: &'static [&'static str]) -> impl Strategy<Value = Value> {
-    let word = prop::sample::select(words.to_vec()).prop_map(String::from);
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        (-1e20f64..1e20).prop_map(Value::from),
-        prop_oneof![3 => word.clone(), 1 => any::<String>()].prop_map(Value::from),
-    ];
-    leaf.prop_recursive(5, 64, 6, move |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::vec((word.clone(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
 
-/// Every event's payload is JSON; ids and conversations are what the host can store.
-fn well_formed(events: &[InboundEvent]) -> Result<(), TestCaseError> {
-    for e in events {
-        prop_assert!(serde_json::from_str::<Value>(&e.payload).is_ok(), "{:?}", e.payload);
-    }
-    Ok(())
-}
 
-/// Bytes 0x80..=0xFF spliced into `body`: never UTF-8 there (the fixtures are ASCII).
-fn with_invalid_utf8(body: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec((any::<prop::sample::Index>(), 0x80u8..=0xFF), 1..4).prop_map(move |ins| {
-        let mut b = body.clone();
-        for (at, byte) in ins {
-            b.insert(at.index(b.len() + 1), byte);
-        }
-        b
-    })
-}
 
-fn trimmed(body: &[u8]) -> usize {
-    body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1)
-}
 
 const WORDS: &[&str] = &[
     "object", "whatsapp_business_account", "entry", "id", "changes", "field", "messages", "value",
