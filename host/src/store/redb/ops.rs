@@ -100,7 +100,12 @@ impl RedbStore {
             match (row.due_at_ms, row.status) {
                 (None, MessageStatus::Queued) => c.queued += 1,
                 (None, MessageStatus::Retrying) => c.retrying += 1,
-                _ => {}
+                _ => continue,
+            }
+            // Parked since it was last due (a claim parks without touching `updated_at_ms`).
+            if row.updated_at_ms <= now {
+                let at = row.updated_at_ms;
+                c.oldest_due_ms = Some(c.oldest_due_ms.map_or(at, |o| o.min(at)));
             }
         }
         Ok(c)
