@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard::clock::SystemClock;
 use switchboard::model::{EventKind, InboundEvent};
-use switchboard::store::{IngestRequest, Store, StoreOptions};
+use switchboard::store::{HistoryOptions, IngestOptions, IngestRequest, Store, StoreOptions};
 
 fn event(n: u64) -> InboundEvent {
     InboundEvent {
@@ -48,6 +48,38 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
+    }
+    g.finish();
+
+    // What the daemon writes per WhatsApp webhook: a ~600-character text in the event and its
+    // payload, 1,000 senders, conversation history and session caps on (as `inbound` does).
+    let webhook = |n: u64| InboundEvent {
+        provider_event_id: format!("wamid.W{n}"),
+        conversation: format!("1650{:07}", n % 1_000),
+        sender: Some(format!("1650{:07}", n % 1_000)),
+        text: Some(format!("load test message {n} {}", "x".repeat(560))),
+        payload: serde_json::json!({ "type": "text", "text": format!("load test message {n} {}", "x".repeat(560)) }),
+        ..event(n)
+    };
+    let with_history = IngestOptions { history: Some(HistoryOptions { max_open_sessions: 5_000, ..Default::default() }), ..Default::default() };
+    let mut g = c.benchmark_group("store/webhook");
+    let writers = 64u64;
+    g.throughput(Throughput::Elements(writers));
+    for (name, opts) in [("history", with_history), ("no-history", IngestOptions::default())] {
+    g.bench_function(BenchmarkId::new(name, writers), |b| {
+        b.to_async(&rt).iter(|| {
+            let (store, seq, opts) = (store.clone(), seq.clone(), opts.clone());
+            async move {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..writers {
+                    let (store, n, opts) = (store.clone(), seq.fetch_add(1, Ordering::Relaxed), opts.clone());
+                    let req = IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![webhook(n)] };
+                    set.spawn(async move { store.ingest_with(req, opts).await.unwrap() });
+                }
+                set.join_all().await
+            }
+        })
+    });
     }
     g.finish();
 }
