@@ -163,7 +163,7 @@ impl Runtime {
         limits: &super::Limits,
     ) -> Result<super::bindings::wit::ChannelInfo, String> {
         let probe = Arc::new(AccountCtx::for_inspection(&manifest.name));
-        let mut store = super::new_store(&self.engine, &self.services, limits, &probe, manifest.name.clone());
+        let mut store = super::new_store(&self.engine, &self.ticker, &self.services, limits, &probe, manifest.name.clone());
         let inst = match pre.instantiate_async(&mut store).await {
             Ok(i) => i,
             Err(e) => return Err(format!("instantiate: {}", super::classify(&e, store.data(), limits))),
@@ -184,7 +184,7 @@ impl Runtime {
         limits: &super::Limits,
     ) -> Result<crate::model::ToolInfo, String> {
         let probe = Arc::new(AccountCtx::for_inspection(&manifest.name));
-        let mut store = super::new_store(&self.engine, &self.services, limits, &probe, manifest.name.clone());
+        let mut store = super::new_store(&self.engine, &self.ticker, &self.services, limits, &probe, manifest.name.clone());
         let inst = match pre.instantiate_async(&mut store).await {
             Ok(i) => i,
             Err(e) => return Err(format!("instantiate: {}", super::classify(&e, store.data(), limits))),

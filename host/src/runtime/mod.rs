@@ -37,8 +37,8 @@ use limits::{CallLimiter, Counters, Failure};
 use manifest::Manifest;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{
@@ -143,7 +143,66 @@ pub struct Runtime {
     load_errors: RwLock<BTreeMap<String, String>>,
     /// One load at a time: loads compile off the hot path, but two of the same file must not race.
     loading: tokio::sync::Mutex<()>,
-    ticker: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
+}
+
+/// Advances the engine's epoch (the clock of guest deadlines) every [`EPOCH_TICK`] while any
+/// plugin instance exists, and sleeps otherwise: an idle daemon does not wake 200 times a
+/// second. Every store holds a [`Ticking`] from creation to drop, probes included.
+struct Ticker {
+    active: AtomicUsize,
+    alive: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl Ticker {
+    fn start(engine: wasmtime::EngineWeak) -> Arc<Self> {
+        let ticker = Arc::new(Self { active: AtomicUsize::new(0), alive: AtomicBool::new(true), thread: OnceLock::new() });
+        let t = ticker.clone();
+        let handle = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while t.alive.load(Ordering::Relaxed) {
+                    if t.active.load(Ordering::SeqCst) == 0 {
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawn epoch thread");
+        let _ = ticker.thread.set(handle.thread().clone());
+        ticker
+    }
+
+    fn enter(self: &Arc<Self>) -> Ticking {
+        if self.active.fetch_add(1, Ordering::SeqCst) == 0
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+        Ticking(self.clone())
+    }
+
+    fn stop(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// Keeps the epoch advancing while the store that holds it lives.
+struct Ticking(Arc<Ticker>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Per-call state inside a wasmtime `Store`.
@@ -162,6 +221,7 @@ pub(crate) struct HostState {
     /// Time spent inside host imports, excluded from the guest's deadline.
     host_time: Duration,
     budget: Duration,
+    _ticking: Ticking,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -210,20 +270,7 @@ impl Runtime {
             None => None,
         };
         let engine = Engine::new(&cfg).map_err(engine_err)?;
-        let ticker = Arc::new(AtomicBool::new(true));
-        let (weak, alive) = (engine.weak(), ticker.clone());
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while alive.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(e) => e.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .expect("spawn epoch thread");
+        let ticker = Ticker::start(engine.weak());
         Ok(Self {
             engine,
             cache,
@@ -414,12 +461,13 @@ impl Runtime {
 
     fn new_store(&self, plugin: &LoadedPlugin, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
         let kv_ns = plugin.manifest.kv_scope.namespace(&plugin.manifest.name, &account.id);
-        new_store(&self.engine, &self.services, &plugin.limits, account, kv_ns)
+        new_store(&self.engine, &self.ticker, &self.services, &plugin.limits, account, kv_ns)
     }
 }
 
 fn new_store(
     engine: &Engine,
+    ticker: &Arc<Ticker>,
     services: &HostServices,
     limits: &Limits,
     account: &Arc<AccountCtx>,
@@ -438,6 +486,7 @@ fn new_store(
         started: Instant::now(),
         host_time: Duration::ZERO,
         budget: limits.call_deadline,
+        _ticking: ticker.enter(),
     };
     let mut store = WasmStore::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -576,7 +625,7 @@ fn classify(e: &wasmtime::Error, state: &HostState, limits: &Limits) -> CallErro
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker.store(false, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
