@@ -174,12 +174,6 @@ async fn a_daemon_killed_mid_delivery_hands_its_lease_over_after_expiry_without_
     eventually("a's attempt reaches the provider (and is held there)", || mock.requests().len() == 1).await;
 
     let b = start(&nodes[1]);
-    // While a lives it renews its lease: b never touches the message.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(mock.requests().len(), 1, "b must not send while a's lease is live");
-
-    kill9(a);
-    drop(hold); // a's connection is gone; the provider never answered it
     let get = |id: String| {
         let (http, base) = (http.clone(), b.base.clone());
         async move {
@@ -187,6 +181,24 @@ async fn a_daemon_killed_mid_delivery_hands_its_lease_over_after_expiry_without_
             r.json::<serde_json::Value>().await.unwrap()
         }
     };
+    // While a lives it renews its lease (every lease_ms / 3). Wait, on evidence rather than a
+    // fixed pause, until the lease has moved a full lease_ms past where it was when b came up:
+    // b has run beyond the original expiry, and must not have touched the message.
+    let expiry = |m: &serde_json::Value| m["lease"]["expires_at_ms"].as_u64();
+    let first = expiry(&get(id.clone()).await).expect("a holds the lease");
+    let mut renewed = false;
+    for _ in 0..2_000 {
+        if expiry(&get(id.clone()).await).is_some_and(|e| e >= first + 1_000) {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(renewed, "a keeps renewing its lease while it lives");
+    assert_eq!(mock.requests().len(), 1, "b must not send while a's lease is live");
+
+    kill9(a);
+    drop(hold); // a's connection is gone; the provider never answered it
     let mut m = serde_json::Value::Null;
     for _ in 0..2_000 {
         m = get(id.clone()).await;
@@ -199,7 +211,7 @@ async fn a_daemon_killed_mid_delivery_hands_its_lease_over_after_expiry_without_
     assert_eq!(mock.requests().len(), 2, "the dead node's cut-off attempt and the survivor's");
     assert_eq!(mock.accepted(), 1, "one send completed");
     assert_eq!(m["attempts"].as_array().unwrap().len(), 1, "only the survivor's attempt is recorded: {m}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(m["lease"].is_null() && m["due_at_ms"].is_null(), "nothing left to do for it: {m}");
     assert_eq!(mock.requests().len(), 2, "and nothing after");
     terminate(b);
 }
