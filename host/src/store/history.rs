@@ -44,6 +44,28 @@ pub struct HistoryEntry {
     pub id: String,
 }
 
+impl HistoryEntry {
+    /// An inbound event as its conversation's history keeps it (the engine assigns `seq` and
+    /// `session` when it records it).
+    pub fn inbound(event: &crate::model::InboundEvent, inbox_id: u64, now: u64) -> Self {
+        Self {
+            seq: 0,
+            direction: Direction::Inbound,
+            at_ms: now,
+            session: 0,
+            kind: Some(event.kind),
+            sender: event.sender.clone(),
+            text: event.text.clone(),
+            id: inbox_id.to_string(),
+        }
+    }
+
+    /// An outbound message (the engine assigns `seq` and `session`).
+    pub fn outbound(message_id: String, text: Option<String>, now: u64) -> Self {
+        Self { seq: 0, direction: Direction::Outbound, at_ms: now, session: 0, kind: None, sender: None, text, id: message_id }
+    }
+}
+
 /// Why an outbound message may not open a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimit {

@@ -4,7 +4,7 @@
 //! 24-hour-window state.
 
 use super::{PgStore, Tx, execute, from_json, i, query, query_opt, to_json, u};
-use crate::store::{Direction, HistoryEntry, HistoryOptions, SessionLimit, StoreError};
+use crate::store::{HistoryEntry, HistoryOptions, SessionLimit, StoreError};
 
 /// (session, last activity) of a conversation.
 async fn state(tx: &Tx<'_>, account: &str, conversation: &str) -> Result<(u64, Option<u64>), StoreError> {
@@ -126,7 +126,7 @@ impl PgStore {
                 return Ok(Err(SessionLimit { open }));
             }
         }
-        let entry = HistoryEntry { seq: 0, direction: Direction::Outbound, at_ms: now, session: 0, kind: None, sender: None, text, id: message_id };
+        let entry = HistoryEntry::outbound(message_id, text, now);
         record(&tx, &account, &conversation, entry, now, &opts).await?;
         tx.commit().await?;
         Ok(Ok(()))

@@ -7,7 +7,7 @@
 //! and then finds a live key: a webhook retried against another node is stored once.
 
 use super::history;
-use crate::store::{Direction, HistoryEntry, HistoryOptions};
+use crate::store::{HistoryEntry, HistoryOptions};
 use super::{PgStore, Tx, execute, i, query_opt, u};
 use crate::model::EventKind;
 use crate::store::inbox::InboxRow;
@@ -157,16 +157,7 @@ pub(super) async fn ingest_in(tx: &Tx<'_>, req: IngestRequest, opts: IngestOptio
         if let Some(h) = &opts.history
             && matches!(event.kind, EventKind::Message | EventKind::Reaction)
         {
-            let entry = HistoryEntry {
-                seq: 0,
-                direction: Direction::Inbound,
-                at_ms: now,
-                session: 0,
-                kind: Some(event.kind),
-                sender: event.sender.clone(),
-                text: event.text.clone(),
-                id: id.to_string(),
-            };
+            let entry = HistoryEntry::inbound(&event, id, now);
             history::record(tx, &req.account, &event.conversation, entry, now, h).await?;
         }
         let row = InboxRow {

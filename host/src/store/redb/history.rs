@@ -126,16 +126,7 @@ impl RedbStore {
                     return Ok(Err(SessionLimit { open }));
                 }
             }
-            let entry = HistoryEntry {
-                seq: 0,
-                direction: Direction::Outbound,
-                at_ms: now,
-                session: 0,
-                kind: None,
-                sender: None,
-                text,
-                id: message_id,
-            };
+            let entry = HistoryEntry::outbound(message_id, text, now);
             record(txn, &account, &conversation, entry, now, &opts)?;
             Ok(Ok(()))
         })

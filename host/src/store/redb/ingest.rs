@@ -3,7 +3,7 @@
 
 use crate::store::ingest::*;
 use super::history;
-use crate::store::history::{Direction, HistoryEntry, HistoryOptions};
+use crate::store::history::{HistoryEntry, HistoryOptions};
 use crate::store::inbox::InboxRow;
 use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_READY, key2};
 use super::{RedbStore, StoreError, outbox, push, tools};
@@ -134,16 +134,7 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, no
         if let Some(h) = &opts.history
             && matches!(event.kind, EventKind::Message | EventKind::Reaction)
         {
-            let entry = HistoryEntry {
-                seq: 0,
-                direction: Direction::Inbound,
-                at_ms: now,
-                session: 0,
-                kind: Some(event.kind),
-                sender: event.sender.clone(),
-                text: event.text.clone(),
-                id: id.to_string(),
-            };
+            let entry = HistoryEntry::inbound(&event, id, now);
             history::record(txn, &req.account, &event.conversation, entry, now, h)?;
         }
         let row = InboxRow {
