@@ -188,13 +188,7 @@ async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Res
                     .header("x-hub-signature-256", sign(&secret, &body))
                     .body(Full::new(Bytes::from(body)))?;
                 let t = Instant::now();
-                let ok = match sender.send_request(req).await {
-                    Ok(resp) => drain(resp).await == 200,
-                    Err(_) => {
-                        sender = connect(addr).await?;
-                        false
-                    }
-                };
+                let ok = send(&mut sender, addr, req).await? == Some(200);
                 local.record(t.elapsed().as_micros() as u64)?;
                 if ok { &run.ok } else { &run.errors }.fetch_add(1, Ordering::Relaxed);
             }
@@ -209,6 +203,17 @@ async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Res
     let hist = run.hist.lock().await;
     report("ingest", &run, start.elapsed(), &hist);
     Ok(())
+}
+
+/// Sends `req` and returns its status; on a broken connection reconnects and returns `None`.
+async fn send(sender: &mut Sender, addr: SocketAddr, req: Request<Full<Bytes>>) -> Result<Option<u16>> {
+    match sender.send_request(req).await {
+        Ok(resp) => Ok(Some(drain(resp).await)),
+        Err(_) => {
+            *sender = connect(addr).await?;
+            Ok(None)
+        }
+    }
 }
 
 async fn drain(resp: Response<hyper::body::Incoming>) -> u16 {
@@ -287,13 +292,7 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
                     .header("idempotency-key", format!("bench-{}-{n}", std::process::id()))
                     .body(Full::new(Bytes::from(body.to_string())))?;
                 let t = Instant::now();
-                let ok = match sender.send_request(req).await {
-                    Ok(resp) => drain(resp).await == 202,
-                    Err(_) => {
-                        sender = connect(addr).await?;
-                        false
-                    }
-                };
+                let ok = send(&mut sender, addr, req).await? == Some(202);
                 local.record(t.elapsed().as_micros() as u64)?;
                 if ok { &run.ok } else { &run.errors }.fetch_add(1, Ordering::Relaxed);
             }
@@ -368,19 +367,13 @@ async fn footprint(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock
                     .header("authorization", format!("Bearer {token}"))
                     .header("content-type", "application/json")
                     .body(Full::new(Bytes::from(body.to_string())))?;
-                let ok = match sender.send_request(req).await {
-                    Ok(resp) => {
-                        let status = drain(resp).await;
-                        if status != 202 && run.errors.load(Ordering::Relaxed) == 0 {
-                            eprintln!("footprint: first refused send answered {status}");
-                        }
-                        status == 202
-                    }
-                    Err(_) => {
-                        sender = connect(addr).await?;
-                        false
-                    }
-                };
+                let status = send(&mut sender, addr, req).await?;
+                if let Some(refused) = status.filter(|s| *s != 202)
+                    && run.errors.load(Ordering::Relaxed) == 0
+                {
+                    eprintln!("footprint: first refused send answered {refused}");
+                }
+                let ok = status == Some(202);
                 if ok { &run.ok } else { &run.errors }.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
