@@ -183,15 +183,18 @@ impl PgStore {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.await_sessions_gone()).await;
     }
 
-    /// Waits until the server lists no session of this daemon but the one asking.
+    /// Waits until the server lists no session of this daemon.
     async fn await_sessions_gone(&self) {
-        let Ok((client, conn)) = self.config.connect(NoTls).await else { return };
+        // The checking connection must not carry the daemon's name: its own end is not
+        // synchronous with our drop, and a daemon starting right after would still see it.
+        let mut config = self.config.clone();
+        config.application_name("switchboard-closing");
+        let Ok((client, conn)) = config.connect(NoTls).await else { return };
         let task = tokio::spawn(conn);
         let me = format!("{APP_PREFIX}{}", self.instance);
         for _ in 0..400 {
             match client.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&me]).await {
-                // The checking connection carries the same name: it is the one left.
-                Ok(r) if r.get::<_, i64>(0) <= 1 => break,
+                Ok(r) if r.get::<_, i64>(0) == 0 => break,
                 Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
                 Err(_) => break,
             }
