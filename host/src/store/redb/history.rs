@@ -11,36 +11,45 @@ use serde::{Deserialize, Serialize};
 
 /// Retention and session settings (`[inbox]`).
 
-/// Session bookkeeping, kept beside the 24-hour-window state of the conversation.
+/// A conversation's row in CONVERSATIONS: everything the host remembers of it between
+/// messages, in one place so that a webhook reads and writes it once.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct SessionState {
+pub(super) struct ConversationState {
+    /// When the user last wrote (for 24-hour windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound_ms: Option<u64>,
     #[serde(default)]
     pub session: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity_ms: Option<u64>,
+    /// Entries kept in HISTORY, so trimming removes the oldest without scanning the rest.
+    /// `None` in rows written before it was kept: counted once, then carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_len: Option<u64>,
 }
 
-/// The conversation's row in CONVERSATIONS, with fields other modules own left untouched.
-fn load_state(txn: &WriteTransaction, key: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-    let t = txn.open_table(CONVERSATIONS)?;
-    Ok(match t.get(key)? {
-        Some(v) => tables::decode("conversations", v.value())?,
-        None => serde_json::Map::new(),
-    })
-}
+impl ConversationState {
+    pub fn load(txn: &WriteTransaction, key: &str) -> Result<Self, StoreError> {
+        let t = txn.open_table(CONVERSATIONS)?;
+        Ok(match t.get(key)? {
+            Some(v) => tables::decode("conversations", v.value())?,
+            None => Self::default(),
+        })
+    }
 
-fn session_of(state: &serde_json::Map<String, serde_json::Value>) -> SessionState {
-    serde_json::from_value(serde_json::Value::Object(state.clone())).unwrap_or_default()
-}
+    pub fn save(&self, txn: &WriteTransaction, key: &str) -> Result<(), StoreError> {
+        txn.open_table(CONVERSATIONS)?.insert(key, tables::encode(self).as_slice())?;
+        Ok(())
+    }
 
-fn is_open(s: &SessionState, now: u64, timeout: u64) -> bool {
-    s.last_activity_ms.is_some_and(|t| now.saturating_sub(t) < timeout)
+    fn session_open(&self, now: u64, timeout: u64) -> bool {
+        self.last_activity_ms.is_some_and(|t| now.saturating_sub(t) < timeout)
+    }
 }
 
 /// Whether a message now would open a new session in this conversation.
 pub(super) fn opens_session(txn: &WriteTransaction, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<bool, StoreError> {
-    let state = session_of(&load_state(txn, &key2(account, conversation))?);
-    Ok(!is_open(&state, now, opts.session_timeout_ms))
+    Ok(!ConversationState::load(txn, &key2(account, conversation))?.session_open(now, opts.session_timeout_ms))
 }
 
 /// Conversations of `account` active within the session timeout (counted up to `cap`).
@@ -52,45 +61,47 @@ pub(super) fn open_sessions(txn: &WriteTransaction, account: &str, now: u64, opt
 }
 
 /// Appends a message to the conversation's history (trimming it to the retention) and moves
-/// its session on.
+/// its session on, in `state` (the caller saves it, once, with its own changes).
 pub(super) fn record(
     txn: &WriteTransaction,
     account: &str,
     conversation: &str,
+    state: &mut ConversationState,
     mut entry: HistoryEntry,
     now: u64,
     opts: &HistoryOptions,
 ) -> Result<(), StoreError> {
     let key = key2(account, conversation);
-    let mut state = load_state(txn, &key)?;
-    let mut s = session_of(&state);
-    if !is_open(&s, now, opts.session_timeout_ms) {
-        s.session += 1;
+    if !state.session_open(now, opts.session_timeout_ms) {
+        state.session += 1;
     }
     let mut activity = txn.open_table(SESSION_ACTIVITY)?;
-    if let Some(prev) = s.last_activity_ms {
+    if let Some(prev) = state.last_activity_ms {
         activity.remove((account, prev, conversation))?;
     }
-    let last = s.last_activity_ms.map_or(now, |t| t.max(now));
+    let last = state.last_activity_ms.map_or(now, |t| t.max(now));
     activity.insert((account, last, conversation), ())?;
-    s.last_activity_ms = Some(last);
-    state.insert("session".into(), s.session.into());
-    state.insert("last_activity_ms".into(), last.into());
-    txn.open_table(CONVERSATIONS)?.insert(key.as_str(), tables::encode(&state).as_slice())?;
+    state.last_activity_ms = Some(last);
 
     entry.seq = tables::next_counter(txn, "history_seq")?;
-    entry.session = s.session;
+    entry.session = state.session;
     let mut h = txn.open_table(HISTORY)?;
+    let all = (key.as_str(), 0)..=(key.as_str(), u64::MAX);
+    let mut len = match state.history_len {
+        Some(n) => n,
+        None => h.range(all.clone())?.count() as u64,
+    };
     h.insert((key.as_str(), entry.seq), tables::encode(&entry).as_slice())?;
-    let kept: Vec<u64> = h
-        .range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?
-        .rev()
-        .skip(opts.limit)
-        .map(|r| r.map(|(k, _)| k.value().1))
-        .collect::<Result<_, _>>()?;
-    for seq in kept {
-        h.remove((key.as_str(), seq))?;
+    len += 1;
+    while len > opts.limit as u64 {
+        let oldest = match h.range(all.clone())?.next() {
+            Some(r) => r?.0.value().1,
+            None => break,
+        };
+        h.remove((key.as_str(), oldest))?;
+        len -= 1;
     }
+    state.history_len = Some(len);
     Ok(())
 }
 
@@ -120,14 +131,17 @@ impl RedbStore {
     ) -> Result<Result<(), SessionLimit>, StoreError> {
         let now = self.now_ms();
         self.write(move |txn| {
-            if opens_session(txn, &account, &conversation, now, &opts)? {
+            let key = key2(&account, &conversation);
+            let mut state = ConversationState::load(txn, &key)?;
+            if !state.session_open(now, opts.session_timeout_ms) {
                 let open = open_sessions(txn, &account, now, &opts, opts.max_open_sessions)?;
                 if open >= opts.max_open_sessions {
                     return Ok(Err(SessionLimit { open }));
                 }
             }
             let entry = HistoryEntry::outbound(message_id, text, now);
-            record(txn, &account, &conversation, entry, now, &opts)?;
+            record(txn, &account, &conversation, &mut state, entry, now, &opts)?;
+            state.save(txn, &key)?;
             Ok(Ok(()))
         })
         .await
@@ -138,11 +152,11 @@ impl RedbStore {
         let now = self.now_ms();
         let txn = self.read()?;
         let key = key2(account, conversation);
-        let state: serde_json::Map<String, serde_json::Value> = match txn.open_table(CONVERSATIONS)?.get(key.as_str())? {
+        let state: ConversationState = match txn.open_table(CONVERSATIONS)?.get(key.as_str())? {
             Some(v) => tables::decode("conversations", v.value())?,
-            None => serde_json::Map::new(),
+            None => ConversationState::default(),
         };
-        if is_open(&session_of(&state), now, opts.session_timeout_ms) {
+        if state.session_open(now, opts.session_timeout_ms) {
             return Ok(Ok(()));
         }
         let from = now.saturating_sub(opts.session_timeout_ms) + 1;

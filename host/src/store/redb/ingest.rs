@@ -9,19 +9,7 @@ use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_REA
 use super::{RedbStore, StoreError, outbox, push, tools};
 use crate::model::EventKind;
 use redb::{ReadableTable, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
-
-/// What the host remembers of a conversation between messages.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct ConversationState {
-    pub last_inbound_ms: Option<u64>,
-    /// Owned by [`history`]; carried through untouched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_activity_ms: Option<u64>,
-}
 
 impl RedbStore {
     /// [`Store::ingest`] with the account's routing: approval replies resolve pending
@@ -38,7 +26,7 @@ impl RedbStore {
         let txn = self.read()?;
         let t = txn.open_table(CONVERSATIONS)?;
         Ok(match t.get(key2(account, conversation).as_str())? {
-            Some(v) => tables::decode::<ConversationState>("conversations", v.value())?.last_inbound_ms,
+            Some(v) => tables::decode::<history::ConversationState>("conversations", v.value())?.last_inbound_ms,
             None => None,
         })
     }
@@ -119,9 +107,6 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, no
         {
             out.status_updates += 1;
         }
-        if matches!(event.kind, EventKind::Message | EventKind::Reaction) {
-            touch_conversation(txn, &req.account, &event.conversation, now)?;
-        }
         if event.kind == EventKind::Message
             && let (Some(sender), Some(reply)) = (&event.sender, event.text.as_deref().and_then(crate::model::approval_reply))
             && opts.approvers.iter().any(|a| crate::model::same_sender(sender, a))
@@ -131,11 +116,17 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, no
             effects.approvals_resolved += resolved;
         }
         let id = tables::next_counter(txn, "inbox_seq")?;
-        if let Some(h) = &opts.history
-            && matches!(event.kind, EventKind::Message | EventKind::Reaction)
-        {
-            let entry = HistoryEntry::inbound(&event, id, now);
-            history::record(txn, &req.account, &event.conversation, entry, now, h)?;
+        if matches!(event.kind, EventKind::Message | EventKind::Reaction) {
+            // The conversation's row is read and written once per event: the 24-hour window,
+            // and the session and history bookkeeping when history is kept.
+            let key = key2(&req.account, &event.conversation);
+            let mut state = history::ConversationState::load(txn, &key)?;
+            state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
+            if let Some(h) = &opts.history {
+                let entry = HistoryEntry::inbound(&event, id, now);
+                history::record(txn, &req.account, &event.conversation, &mut state, entry, now, h)?;
+            }
+            state.save(txn, &key)?;
         }
         let row = InboxRow {
             id,
@@ -160,18 +151,6 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, no
         out.stored += 1;
     }
     Ok(Ingested::Stored(out, effects))
-}
-
-fn touch_conversation(txn: &WriteTransaction, account: &str, conversation: &str, now: u64) -> Result<(), StoreError> {
-    let mut t = txn.open_table(CONVERSATIONS)?;
-    let key = key2(account, conversation);
-    let mut state: ConversationState = match t.get(key.as_str())? {
-        Some(v) => tables::decode("conversations", v.value())?,
-        None => ConversationState::default(),
-    };
-    state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
-    t.insert(key.as_str(), tables::encode(&state).as_slice())?;
-    Ok(())
 }
 
 /// Poll cursors: account → what to pass to the plugin's next `poll` (Telegram: the next
