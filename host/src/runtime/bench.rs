@@ -11,7 +11,6 @@ use crate::store::{Store, StoreOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::Component;
 
 /// A runtime with one plugin loaded, and an account to call it for.
 pub struct PluginBench {
@@ -67,7 +66,7 @@ impl PluginBench {
     /// Compiles `wasm` with this runtime's engine; after the first time, a compile-cache hit
     /// (what a restart pays per plugin).
     pub fn compile(&self, wasm: &[u8]) {
-        Component::from_binary(&self.runtime.engine, wasm).expect("compile");
+        super::compile(&self.runtime.engine, self.runtime.cache.as_deref(), wasm).expect("compile");
     }
 
     pub async fn close(self) {

@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 /// What a plugin file is, and whether the daemon would load it.
@@ -81,8 +80,8 @@ impl Runtime {
         let manifest = std::fs::read_to_string(&manifest_path)
             .map_err(|e| format!("{}: {e}", manifest_path.display()))
             .and_then(|t| Manifest::parse(&t));
-        let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
+        let component = self
+            .compile(bytes)
             .await
             .map_err(|e| fail(format!("compile: {e}")))?
             .map_err(|e| fail(format!("not a component this host can compile: {e:#}")))?;

@@ -93,9 +93,8 @@ impl Runtime {
             }
             old.manifest.check_replacement(&manifest)?;
         }
-        let engine = self.engine.clone();
-        // Compiling is CPU-bound (or a cache read): keep it off the async workers.
-        let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
+        let component = self
+            .compile(bytes)
             .await
             .map_err(|e| format!("compile: {e}"))?
             .map_err(|e| format!("compile: {e:#}"))?;

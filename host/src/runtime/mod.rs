@@ -15,6 +15,7 @@
 //! Plugins live in an atomically swapped map of `Arc<LoadedPlugin>`: a call holds the `Arc` of
 //! the version it started on, so a reload ([`watch`]) never disturbs calls in flight.
 
+mod artifacts;
 pub mod bindings;
 #[doc(hidden)]
 pub mod bench;
@@ -40,9 +41,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{
-    Cache, CacheConfig, Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
     Store as WasmStore, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtx;
@@ -139,7 +140,8 @@ enum Instance {
 
 pub struct Runtime {
     engine: Engine,
-    cache: Option<Cache>,
+    /// Compiled plugins kept between loads (`RuntimeOptions::cache_dir`).
+    cache: Option<Arc<artifacts::ArtifactCache>>,
     options: RuntimeOptions,
     services: HostServices,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
@@ -276,13 +278,10 @@ impl Runtime {
             .epoch_interruption(epochs)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match &options.cache_dir {
-            Some(dir) => {
-                let mut cc = CacheConfig::new();
-                cc.with_directory(dir);
-                let cache = Cache::new(cc).map_err(engine_err)?;
-                cfg.cache(Some(cache.clone()));
-                Some(cache)
-            }
+            Some(dir) => Some(Arc::new(artifacts::ArtifactCache::new(dir.clone()).map_err(|e| LoadError::Dir {
+                path: dir.display().to_string(),
+                reason: format!("compiled-plugin cache: {e}"),
+            })?)),
             None => None,
         };
         let engine = Engine::new(&cfg).map_err(engine_err)?;
@@ -359,7 +358,14 @@ impl Runtime {
 
     /// Compile-cache hits and misses since start (`None` without a cache).
     pub fn cache_stats(&self) -> Option<(usize, usize)> {
-        self.cache.as_ref().map(|c| (c.cache_hits(), c.cache_misses()))
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// Compiles `wasm` through the cache if there is one, on a blocking thread (compiling is
+    /// CPU-bound; a cache hit reads a file). The outer `Err` is the blocking task panicking.
+    async fn compile(&self, wasm: Vec<u8>) -> Result<wasmtime::Result<Component>, tokio::task::JoinError> {
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        tokio::task::spawn_blocking(move || compile(&engine, cache.as_deref(), &wasm)).await
     }
 
     fn counters(&self, plugin: &str) -> Arc<Counters> {
@@ -478,6 +484,13 @@ impl Runtime {
     fn new_store(&self, plugin: &LoadedPlugin, account: &Arc<AccountCtx>) -> WasmStore<HostState> {
         let kv_ns = plugin.manifest.kv_scope.namespace(&plugin.manifest.name, &account.id);
         new_store(&self.engine, &self.ticker, &self.services, &plugin.limits, account, kv_ns)
+    }
+}
+
+fn compile(engine: &Engine, cache: Option<&artifacts::ArtifactCache>, wasm: &[u8]) -> wasmtime::Result<Component> {
+    match cache {
+        Some(cache) => cache.component(engine, wasm),
+        None => Component::from_binary(engine, wasm),
     }
 }
 
