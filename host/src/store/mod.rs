@@ -70,7 +70,7 @@ impl Default for StoreOptions {
 }
 
 /// See [`StoreOptions::cache_bytes`].
-pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 24 << 20;
 
 /// Where the state lives (`store = { kind = ... }` in the config).
 #[derive(Clone, PartialEq, Eq)]
