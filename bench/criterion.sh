@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
 TARGET=${CARGO_TARGET_DIR:-target}
-for b in verify store plugin; do
+# BENCHES="verify" reruns some; the table is rebuilt from every estimate criterion has kept.
+for b in ${BENCHES:-verify store plugin}; do
   cargo bench -p switchboard --bench "$b" -- --warm-up-time 1 --measurement-time "$SECS" >/dev/null
 done
 python3 - "$TARGET/criterion" "$SECS" <<'PY'

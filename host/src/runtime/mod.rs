@@ -265,12 +265,13 @@ impl Runtime {
             // A webhook instantiates a plugin and drops it: resetting a slot with `madvise`
             // costs page faults on the next use and, with the daemon's threads on several
             // cores, a TLB shootdown (an IPI to every core) each time. Profiled under ingest
-            // load that was ~40 % of the request threads' time, in the kernel. So slots are
-            // reset by rewriting only the pages the call touched (found with PAGEMAP_SCAN on
-            // Linux >= 6.7, else the low addresses are memset), and what is left to `madvise`
-            // is batched. Only touched pages stay resident, so the footprint stays small.
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
+            // load that was ~40 % of the request threads' time, in the kernel. So where the
+            // kernel can say which pages a call touched (PAGEMAP_SCAN, Linux >= 6.7), slots are
+            // reset by rewriting only those and stay resident; elsewhere wasmtime would memset
+            // the whole kept range on every drop, which costs more than it saves, so only the
+            // `madvise` batching applies there.
+            .linear_memory_keep_resident(if pagemap_scan_available() { KEEP_RESIDENT_BYTES } else { 0 })
+            .table_keep_resident(if pagemap_scan_available() { KEEP_RESIDENT_TABLE_BYTES } else { 0 })
             .pagemap_scan(wasmtime::Enabled::Auto)
             .decommit_batch_size(DECOMMIT_BATCH);
         let mut cfg = EngineConfig::new();
@@ -487,6 +488,20 @@ impl Runtime {
     }
 }
 
+/// Whether the kernel has the PAGEMAP_SCAN ioctl (Linux 6.7): wasmtime's `Enabled::Auto` uses
+/// it then; the keep-resident sizes above only pay off with it.
+fn pagemap_scan_available() -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else { return false };
+    kernel_at_least(&release, (6, 7))
+}
+
+fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    matches!((major, minor), (Some(a), Some(b)) if (a, b) >= want)
+}
+
 fn compile(engine: &Engine, cache: Option<&artifacts::ArtifactCache>, wasm: &[u8]) -> wasmtime::Result<Component> {
     match cache {
         Some(cache) => cache.component(engine, wasm),
@@ -662,4 +677,18 @@ const DEADLINE_MSG: &str = "switchboard: plugin call deadline exceeded";
 
 fn ticks(d: Duration) -> u64 {
     (d.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_releases_are_compared_by_major_and_minor() {
+        use super::kernel_at_least;
+        assert!(kernel_at_least("6.18.44-fc-v657\n", (6, 7)));
+        assert!(kernel_at_least("6.7.0", (6, 7)));
+        assert!(kernel_at_least("7.0", (6, 7)));
+        assert!(!kernel_at_least("6.1.0-28-amd64", (6, 7)));
+        assert!(!kernel_at_least("5.15.0", (6, 7)));
+        assert!(!kernel_at_least("garbage", (6, 7)));
+    }
 }
