@@ -6,7 +6,8 @@
 use crate::store::history::*;
 use super::tables::{self, CONVERSATIONS, HISTORY, SESSION_ACTIVITY, key2};
 use super::{RedbStore, StoreError};
-use redb::{ReadableTable, WriteTransaction};
+use super::shared::IngestTables;
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 /// Retention and session settings (`[inbox]`).
@@ -29,16 +30,15 @@ pub(super) struct ConversationState {
 }
 
 impl ConversationState {
-    pub fn load(txn: &WriteTransaction, key: &str) -> Result<Self, StoreError> {
-        let t = txn.open_table(CONVERSATIONS)?;
-        Ok(match t.get(key)? {
+    pub fn load(t: &IngestTables<'_>, key: &str) -> Result<Self, StoreError> {
+        Ok(match t.conversations.get(key)? {
             Some(v) => tables::decode("conversations", v.value())?,
             None => Self::default(),
         })
     }
 
-    pub fn save(&self, txn: &WriteTransaction, key: &str) -> Result<(), StoreError> {
-        txn.open_table(CONVERSATIONS)?.insert(key, tables::encode(self).as_slice())?;
+    pub fn save(&self, t: &mut IngestTables<'_>, key: &str) -> Result<(), StoreError> {
+        t.conversations.insert(key, tables::encode(self).as_slice())?;
         Ok(())
     }
 
@@ -48,22 +48,30 @@ impl ConversationState {
 }
 
 /// Whether a message now would open a new session in this conversation.
-pub(super) fn opens_session(txn: &WriteTransaction, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<bool, StoreError> {
-    Ok(!ConversationState::load(txn, &key2(account, conversation))?.session_open(now, opts.session_timeout_ms))
+pub(super) fn opens_session(t: &IngestTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<bool, StoreError> {
+    Ok(!ConversationState::load(t, &key2(account, conversation))?.session_open(now, opts.session_timeout_ms))
 }
 
 /// Conversations of `account` active within the session timeout (counted up to `cap`).
-pub(super) fn open_sessions(txn: &WriteTransaction, account: &str, now: u64, opts: &HistoryOptions, cap: usize) -> Result<usize, StoreError> {
+pub(super) fn open_sessions(t: &IngestTables<'_>, account: &str, now: u64, opts: &HistoryOptions, cap: usize) -> Result<usize, StoreError> {
+    count_open(&t.session_activity, account, now, opts, cap)
+}
+
+fn count_open(
+    activity: &impl ReadableTable<(&'static str, u64, &'static str), ()>,
+    account: &str,
+    now: u64,
+    opts: &HistoryOptions,
+    cap: usize,
+) -> Result<usize, StoreError> {
     let from = now.saturating_sub(opts.session_timeout_ms) + 1;
-    let t = txn.open_table(SESSION_ACTIVITY)?;
-    let n = t.range((account, from, "")..=(account, u64::MAX, "\u{10FFFF}"))?.take(cap).count();
-    Ok(n)
+    Ok(activity.range((account, from, "")..=(account, u64::MAX, "\u{10FFFF}"))?.take(cap).count())
 }
 
 /// Appends a message to the conversation's history (trimming it to the retention) and moves
 /// its session on, in `state` (the caller saves it, once, with its own changes).
 pub(super) fn record(
-    txn: &WriteTransaction,
+    t: &mut IngestTables<'_>,
     account: &str,
     conversation: &str,
     state: &mut ConversationState,
@@ -75,17 +83,18 @@ pub(super) fn record(
     if !state.session_open(now, opts.session_timeout_ms) {
         state.session += 1;
     }
-    let mut activity = txn.open_table(SESSION_ACTIVITY)?;
-    if let Some(prev) = state.last_activity_ms {
-        activity.remove((account, prev, conversation))?;
-    }
     let last = state.last_activity_ms.map_or(now, |t| t.max(now));
-    activity.insert((account, last, conversation), ())?;
+    if state.last_activity_ms != Some(last) {
+        if let Some(prev) = state.last_activity_ms {
+            t.session_activity.remove((account, prev, conversation))?;
+        }
+        t.session_activity.insert((account, last, conversation), ())?;
+    }
     state.last_activity_ms = Some(last);
 
-    entry.seq = tables::next_counter(txn, "history_seq")?;
+    entry.seq = t.next_counter("history_seq")?;
     entry.session = state.session;
-    let mut h = txn.open_table(HISTORY)?;
+    let h = &mut t.history;
     let all = (key.as_str(), 0)..=(key.as_str(), u64::MAX);
     let mut len = match state.history_len {
         Some(n) => n,
@@ -130,18 +139,19 @@ impl RedbStore {
         opts: HistoryOptions,
     ) -> Result<Result<(), SessionLimit>, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| {
+        self.write_shared(move |shared| {
+            let t = shared.tables()?;
             let key = key2(&account, &conversation);
-            let mut state = ConversationState::load(txn, &key)?;
+            let mut state = ConversationState::load(t, &key)?;
             if !state.session_open(now, opts.session_timeout_ms) {
-                let open = open_sessions(txn, &account, now, &opts, opts.max_open_sessions)?;
+                let open = open_sessions(t, &account, now, &opts, opts.max_open_sessions)?;
                 if open >= opts.max_open_sessions {
                     return Ok(Err(SessionLimit { open }));
                 }
             }
             let entry = HistoryEntry::outbound(message_id, text, now);
-            record(txn, &account, &conversation, &mut state, entry, now, &opts)?;
-            state.save(txn, &key)?;
+            record(t, &account, &conversation, &mut state, entry, now, &opts)?;
+            state.save(t, &key)?;
             Ok(Ok(()))
         })
         .await
@@ -159,9 +169,7 @@ impl RedbStore {
         if state.session_open(now, opts.session_timeout_ms) {
             return Ok(Ok(()));
         }
-        let from = now.saturating_sub(opts.session_timeout_ms) + 1;
-        let t = txn.open_table(SESSION_ACTIVITY)?;
-        let open = t.range((account, from, "")..=(account, u64::MAX, "\u{10FFFF}"))?.take(opts.max_open_sessions).count();
+        let open = count_open(&txn.open_table(SESSION_ACTIVITY)?, account, now, opts, opts.max_open_sessions)?;
         Ok(if open >= opts.max_open_sessions { Err(SessionLimit { open }) } else { Ok(()) })
     }
 }

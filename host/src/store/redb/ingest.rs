@@ -5,10 +5,11 @@ use crate::store::ingest::*;
 use super::history;
 use crate::store::history::{HistoryEntry, HistoryOptions};
 use crate::store::inbox::InboxRow;
-use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_READY, key2};
+use super::shared::{IngestTables, SharedTables};
+use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, key2};
 use super::{RedbStore, StoreError, outbox, push, tools};
 use crate::model::EventKind;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 
 impl RedbStore {
@@ -18,7 +19,7 @@ impl RedbStore {
     pub async fn ingest_with(&self, req: IngestRequest, opts: IngestOptions) -> Result<Ingested, StoreError> {
         let now = self.now_ms();
         let ttl = self.opts.dedupe_ttl_ms;
-        self.write(move |txn| ingest_in(txn, req, opts, now, ttl)).await
+        self.write_shared(move |shared| ingest_in(shared, req, opts, now, ttl)).await
     }
 
     /// When the conversation last heard from the user (for 24-hour windows).
@@ -56,38 +57,39 @@ impl RedbStore {
 }
 
 /// Conversations a batch would open new sessions in (before anything is written).
-fn check_sessions(txn: &WriteTransaction, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
-    let dedupe = txn.open_table(DEDUPE)?;
+fn check_sessions(t: &IngestTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
     let mut opening = std::collections::BTreeSet::new();
     for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
         let key = key2(&req.account, &e.provider_event_id);
-        if dedupe.get(key.as_str())?.is_some_and(|exp| exp.value() > now) {
+        if t.dedupe.get(key.as_str())?.is_some_and(|exp| exp.value() > now) {
             continue;
         }
-        if history::opens_session(txn, &req.account, &e.conversation, now, h)? {
+        if history::opens_session(t, &req.account, &e.conversation, now, h)? {
             opening.insert(e.conversation.as_str());
         }
     }
     if opening.is_empty() {
         return Ok(None);
     }
-    let open = history::open_sessions(txn, &req.account, now, h, h.max_open_sessions)?;
+    let open = history::open_sessions(t, &req.account, now, h, h.max_open_sessions)?;
     Ok((open + opening.len() > h.max_open_sessions).then_some(open))
 }
 
-fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
+/// One webhook's events in the batch's transaction. Uses the shared open tables, and closes
+/// them only around the rarer steps that open tables of their own (status updates, approval
+/// replies, push routing).
+fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
     if let Some(h) = &opts.history
-        && let Some(open) = check_sessions(txn, &req, h, now)?
+        && let Some(open) = check_sessions(shared.tables()?, &req, h, now)?
     {
         return Ok(Ingested::SessionLimit { open });
     }
     let mut out = IngestOutcome::default();
     let mut effects = IngestEffects::default();
-    let mut dedupe = txn.open_table(DEDUPE)?;
-    let mut expiry = txn.open_table(DEDUPE_EXPIRY)?;
     for event in req.events {
+        let t = shared.tables()?;
         let key = key2(&req.account, &event.provider_event_id);
-        let previous = dedupe.get(key.as_str())?.map(|e| e.value());
+        let previous = t.dedupe.get(key.as_str())?.map(|e| e.value());
         match previous {
             Some(expires) if expires > now => {
                 out.duplicates += 1;
@@ -96,37 +98,40 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, no
             // Expired but not yet swept: drop its sweep entry so the sweeper cannot delete
             // the fresh key written below.
             Some(expires) => {
-                expiry.remove((expires, key.as_str()))?;
+                t.dedupe_expiry.remove((expires, key.as_str()))?;
             }
             None => {}
         }
-        dedupe.insert(key.as_str(), now + ttl)?;
-        expiry.insert((now + ttl, key.as_str()), ())?;
-        if let Some(update) = &event.status
-            && outbox::apply_status(txn, &req.account, update, now)?
-        {
-            out.status_updates += 1;
+        t.dedupe.insert(key.as_str(), now + ttl)?;
+        t.dedupe_expiry.insert((now + ttl, key.as_str()), ())?;
+        if let Some(update) = &event.status {
+            shared.close();
+            if outbox::apply_status(shared.txn(), &req.account, update, now)? {
+                out.status_updates += 1;
+            }
         }
         if event.kind == EventKind::Message
             && let (Some(sender), Some(reply)) = (&event.sender, event.text.as_deref().and_then(crate::model::approval_reply))
             && opts.approvers.iter().any(|a| crate::model::same_sender(sender, a))
         {
-            let (approved, resolved) = tools::resolve_in(txn, &req.account, &event.conversation, reply, sender, now)?;
+            shared.close();
+            let (approved, resolved) = tools::resolve_in(shared.txn(), &req.account, &event.conversation, reply, sender, now)?;
             effects.approved_calls.extend(approved);
             effects.approvals_resolved += resolved;
         }
-        let id = tables::next_counter(txn, "inbox_seq")?;
+        let t = shared.tables()?;
+        let id = t.next_counter("inbox_seq")?;
         if matches!(event.kind, EventKind::Message | EventKind::Reaction) {
             // The conversation's row is read and written once per event: the 24-hour window,
             // and the session and history bookkeeping when history is kept.
             let key = key2(&req.account, &event.conversation);
-            let mut state = history::ConversationState::load(txn, &key)?;
+            let mut state = history::ConversationState::load(t, &key)?;
             state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
             if let Some(h) = &opts.history {
                 let entry = HistoryEntry::inbound(&event, id, now);
-                history::record(txn, &req.account, &event.conversation, &mut state, entry, now, h)?;
+                history::record(t, &req.account, &event.conversation, &mut state, entry, now, h)?;
             }
-            state.save(txn, &key)?;
+            state.save(t, &key)?;
         }
         let row = InboxRow {
             id,
@@ -140,12 +145,14 @@ fn ingest_in(txn: &WriteTransaction, req: IngestRequest, opts: IngestOptions, no
         };
         let pushed = opts.push.as_ref().is_some_and(|p| p.kinds.as_ref().is_none_or(|k| k.contains(&row.event.kind)));
         if pushed {
-            push::enqueue_in(txn, &row, now)?;
+            shared.close();
+            push::enqueue_in(shared.txn(), &row, now)?;
             effects.pushed += 1;
         }
         if !pushed || opts.push.as_ref().is_some_and(|p| p.pull_too) {
-            txn.open_table(INBOX)?.insert(id, tables::encode(&row).as_slice())?;
-            txn.open_table(INBOX_READY)?.insert((now, id), ())?;
+            let t = shared.tables()?;
+            t.inbox.insert(id, tables::encode(&row).as_slice())?;
+            t.inbox_ready.insert((now, id), ())?;
             effects.pullable += 1;
         }
         out.stored += 1;
@@ -173,14 +180,14 @@ impl RedbStore {
         let now = self.now_ms();
         let ttl = self.opts.dedupe_ttl_ms;
         let resource = lease_resource.to_string();
-        self.write(move |txn| {
-            if !super::leases::lease_holds(txn, &resource, token, now)? {
+        self.write_shared(move |shared| {
+            if !super::leases::lease_holds(shared.txn(), &resource, token, now)? {
                 return Ok(Polled::Fenced);
             }
             let account = req.account.clone();
-            let ingested = ingest_in(txn, req, opts, now, ttl)?;
+            let ingested = ingest_in(shared, req, opts, now, ttl)?;
             if let (Ingested::Stored(..), Some(c)) = (&ingested, cursor) {
-                txn.open_table(POLL_CURSORS)?.insert(account.as_str(), c.as_str())?;
+                shared.txn().open_table(POLL_CURSORS)?.insert(account.as_str(), c.as_str())?;
             }
             Ok(Polled::Stored(ingested))
         })

@@ -17,6 +17,7 @@ mod leases;
 mod ops;
 mod outbox;
 mod push;
+mod shared;
 pub(crate) mod tables;
 mod tools;
 mod writer;
@@ -72,6 +73,15 @@ impl RedbStore {
         F: FnOnce(&redb::WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     {
         self.writer.submit(f).await
+    }
+
+    /// [`Self::write`] for the webhook path: `f` gets the batch's shared open tables.
+    async fn write_shared<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: for<'t> FnOnce(&mut shared::SharedTables<'t>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.writer.submit_shared(f).await
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {

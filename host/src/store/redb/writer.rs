@@ -12,6 +12,7 @@
 //! [`StoreError::Unavailable`] (503 to webhooks, so providers retry) and trying again until the
 //! disk takes writes. The daemon recovers when space returns, without a restart.
 
+use super::shared::SharedTables;
 use crate::store::StoreError;
 use arc_swap::ArcSwapOption;
 use redb::{Database, WriteTransaction};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 trait Pending: Send {
-    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError>;
+    fn apply<'t>(&mut self, shared: &mut SharedTables<'t>) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
@@ -35,11 +36,11 @@ struct Typed<R, F> {
 impl<R, F> Pending for Typed<R, F>
 where
     R: Send,
-    F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send,
+    F: for<'t> FnOnce(&mut SharedTables<'t>) -> Result<R, StoreError> + Send,
 {
-    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
+    fn apply<'t>(&mut self, shared: &mut SharedTables<'t>) -> Result<(), StoreError> {
         let f = self.f.take().expect("applied once");
-        self.result = Some(f(txn)?);
+        self.result = Some(f(shared)?);
         Ok(())
     }
 
@@ -88,6 +89,19 @@ impl Writer {
     where
         R: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit_shared(move |shared: &mut SharedTables<'_>| {
+            shared.close();
+            f(shared.txn())
+        })
+        .await
+    }
+
+    /// [`Self::submit`] for a job that uses the batch's [`SharedTables`].
+    pub(super) async fn submit_shared<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: for<'t> FnOnce(&mut SharedTables<'t>) -> Result<R, StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(Typed { f: Some(f), result: None, reply });
@@ -228,8 +242,11 @@ fn reopen(
 
 fn commit_batch(db: &Database, batch: &mut [Box<dyn Pending>]) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
-    for job in batch.iter_mut() {
-        job.apply(&txn)?; // dropping `txn` on error aborts it
+    {
+        let mut shared = SharedTables::new(&txn);
+        for job in batch.iter_mut() {
+            job.apply(&mut shared)?; // dropping `txn` on error aborts it
+        }
     }
     txn.commit()?;
     Ok(())
