@@ -23,10 +23,18 @@ pub(super) struct ConversationState {
     pub session: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity_ms: Option<u64>,
-    /// Entries kept in HISTORY, so trimming removes the oldest without scanning the rest.
-    /// `None` in rows written before it was kept: counted once, then carried.
+    /// The ring the conversation's history is laid out in: `limit` slots, the next message
+    /// going to slot `next % limit` (see [`record`]). `None` in rows written before the ring,
+    /// whose history is keyed by sequence number: laid out again on its next message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history_len: Option<u64>,
+    pub ring: Option<Ring>,
+}
+
+/// A conversation's history ring: its size and how many messages it has taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(super) struct Ring {
+    pub size: u64,
+    pub next: u64,
 }
 
 impl ConversationState {
@@ -94,24 +102,38 @@ pub(super) fn record(
 
     entry.seq = t.next_counter("history_seq")?;
     entry.session = state.session;
-    let h = &mut t.history;
-    let all = (key.as_str(), 0)..=(key.as_str(), u64::MAX);
-    let mut len = match state.history_len {
-        Some(n) => n,
-        None => h.range(all.clone())?.count() as u64,
+    // History is a ring of `limit` slots per conversation, keyed (conversation, slot): a new
+    // message overwrites the oldest in place, one B-tree leaf, where appending and trimming
+    // touched two and scanned for the oldest.
+    let size = opts.limit.max(1) as u64;
+    let mut ring = match state.ring {
+        Some(r) if r.size == size => r,
+        // First message since the retention changed (or since the sequence-keyed layout).
+        _ => relayout(&mut t.history, &key, size)?,
     };
-    h.insert((key.as_str(), entry.seq), tables::encode(&entry).as_slice())?;
-    len += 1;
-    while len > opts.limit as u64 {
-        let oldest = match h.range(all.clone())?.next() {
-            Some(r) => r?.0.value().1,
-            None => break,
-        };
-        h.remove((key.as_str(), oldest))?;
-        len -= 1;
-    }
-    state.history_len = Some(len);
+    t.history.insert((key.as_str(), ring.next % size), tables::encode(&entry).as_slice())?;
+    ring.next += 1;
+    state.ring = Some(ring);
     Ok(())
+}
+
+/// Lays a conversation's history out again as a ring of `size` slots: its newest `size`
+/// entries, oldest in slot 0; the rest deleted.
+fn relayout(h: &mut redb::Table<'_, (&'static str, u64), &'static [u8]>, key: &str, size: u64) -> Result<Ring, StoreError> {
+    let all = (key, 0)..=(key, u64::MAX);
+    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
+    for r in h.range(all.clone())? {
+        let (_, v) = r?;
+        let entry: HistoryEntry = tables::decode("history", v.value())?;
+        entries.push((entry.seq, v.value().to_vec()));
+    }
+    h.retain_in(all, |_, _| false)?;
+    entries.sort_by_key(|(seq, _)| *seq);
+    let keep = &entries[entries.len().saturating_sub(size as usize)..];
+    for (slot, (_, bytes)) in keep.iter().enumerate() {
+        h.insert((key, slot as u64), bytes.as_slice())?;
+    }
+    Ok(Ring { size, next: keep.len() as u64 })
 }
 
 
@@ -121,10 +143,13 @@ impl RedbStore {
         let key = key2(account, conversation);
         let txn = self.read()?;
         let t = txn.open_table(HISTORY)?;
+        // A ring (see `record`): slots are not in time order; sequence numbers are.
         let mut out = Vec::new();
-        for r in t.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.rev().take(limit) {
-            out.push(tables::decode("history", r?.1.value())?);
+        for r in t.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
+            out.push(tables::decode::<HistoryEntry>("history", r?.1.value())?);
         }
+        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.truncate(limit);
         Ok(out)
     }
 

@@ -99,6 +99,30 @@ conformance! {
         store.close().await;
     }
 
+    async fn history_follows_a_changed_retention_and_keeps_time_order(db) {
+        let clock = ManualClock::new(10_000);
+        let store = db.open(&clock).await;
+        let texts = |kept: Vec<HistoryEntry>| kept.into_iter().map(|e| e.text.unwrap()).collect::<Vec<_>>();
+        let with = |limit| IngestOptions {
+            history: Some(HistoryOptions { limit, session_timeout_ms: 60_000, max_open_sessions: 10 }),
+            ..Default::default()
+        };
+        for i in 1..=5 {
+            store.ingest_with(req(vec![message(&format!("e{i}"), "c1")]), with(3)).await.unwrap();
+        }
+        assert_eq!(texts(store.history("a", "c1", 10).await.unwrap()), ["text e5", "text e4", "text e3"]);
+        // Retention lowered: the newest two stay.
+        store.ingest_with(req(vec![message("e6", "c1")]), with(2)).await.unwrap();
+        assert_eq!(texts(store.history("a", "c1", 10).await.unwrap()), ["text e6", "text e5"]);
+        // Raised: nothing older comes back, and the newest always win.
+        for i in 7..=9 {
+            store.ingest_with(req(vec![message(&format!("e{i}"), "c1")]), with(4)).await.unwrap();
+        }
+        assert_eq!(texts(store.history("a", "c1", 10).await.unwrap()), ["text e9", "text e8", "text e7", "text e6"]);
+        assert_eq!(texts(store.history("a", "c1", 2).await.unwrap()), ["text e9", "text e8"]);
+        store.close().await;
+    }
+
     async fn status_webhooks_move_a_sent_message_forward_only_and_the_census_counts(db) {
         let clock = ManualClock::new(1_000);
         let store = db.open(&clock).await;
