@@ -24,6 +24,22 @@ pub struct InboxRow {
     pub event: InboundEvent,
 }
 
+impl InboxRow {
+    /// A verified webhook's event as stored: visible now, never delivered (both engines).
+    pub fn received(id: u64, account: &str, correlation_id: &str, event: InboundEvent, now: u64) -> Self {
+        Self {
+            id,
+            account: account.to_string(),
+            correlation_id: correlation_id.to_string(),
+            received_at_ms: now,
+            deliveries: 0,
+            visible_at_ms: now,
+            lease: None,
+            event,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     pub max: usize,

@@ -120,6 +120,32 @@ pub struct NewMessage {
     pub idempotency_ttl_ms: u64,
 }
 
+impl OutboxRow {
+    /// A message as enqueued: queued, due now, no attempts (both engines store this).
+    pub fn queued(id: String, msg: NewMessage, seq: u64, now: u64) -> Self {
+        Self {
+            id,
+            account: msg.account,
+            to: msg.to,
+            conversation: msg.conversation,
+            body: msg.body,
+            metadata: msg.metadata,
+            idempotency_key: msg.idempotency_key,
+            correlation_id: msg.correlation_id,
+            priority: msg.priority,
+            seq,
+            status: MessageStatus::Queued,
+            created_at_ms: now,
+            updated_at_ms: now,
+            due_at_ms: Some(now),
+            attempts: Vec::new(),
+            provider_message_id: None,
+            error: None,
+            lease: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum EnqueueOutcome {
     Created(OutboxRow),

@@ -160,16 +160,7 @@ pub(super) async fn ingest_in(tx: &Tx<'_>, req: IngestRequest, opts: IngestOptio
             let entry = HistoryEntry::inbound(&event, id, now);
             history::record(tx, &req.account, &event.conversation, entry, now, h).await?;
         }
-        let row = InboxRow {
-            id,
-            account: req.account.clone(),
-            correlation_id: req.correlation_id.clone(),
-            received_at_ms: now,
-            deliveries: 0,
-            visible_at_ms: now,
-            lease: None,
-            event,
-        };
+        let row = InboxRow::received(id, &req.account, &req.correlation_id, event, now);
         let pushed = opts.push.as_ref().is_some_and(|p| p.kinds.as_ref().is_none_or(|k| k.contains(&row.event.kind)));
         if pushed {
             super::push::enqueue_in(tx, &row, now).await?;

@@ -134,26 +134,7 @@ pub(super) async fn enqueue_in(tx: &Tx<'_>, msg: NewMessage, id: String, now: u6
         }
     }
     let seq = u(query_opt(tx, "SELECT nextval('outbox_seq')", &[]).await?.expect("nextval returns a row").get(0));
-    let row = OutboxRow {
-        id: id.clone(),
-        account: msg.account,
-        to: msg.to,
-        conversation: msg.conversation,
-        body: msg.body,
-        metadata: msg.metadata,
-        idempotency_key: msg.idempotency_key,
-        correlation_id: msg.correlation_id,
-        priority: msg.priority,
-        seq,
-        status: MessageStatus::Queued,
-        created_at_ms: now,
-        updated_at_ms: now,
-        due_at_ms: Some(now),
-        attempts: Vec::new(),
-        provider_message_id: None,
-        error: None,
-        lease: None,
-    };
+    let row = OutboxRow::queued(id.clone(), msg, seq, now);
     execute(
         tx,
         "INSERT INTO outbox (id, account, recipient, conversation, body, metadata, idempotency_key, correlation_id, priority, seq,

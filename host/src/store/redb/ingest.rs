@@ -133,16 +133,7 @@ fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOpti
             }
             state.save(t, &key)?;
         }
-        let row = InboxRow {
-            id,
-            account: req.account.clone(),
-            correlation_id: req.correlation_id.clone(),
-            received_at_ms: now,
-            deliveries: 0,
-            visible_at_ms: now,
-            lease: None,
-            event,
-        };
+        let row = InboxRow::received(id, &req.account, &req.correlation_id, event, now);
         let pushed = opts.push.as_ref().is_some_and(|p| p.kinds.as_ref().is_none_or(|k| k.contains(&row.event.kind)));
         if pushed {
             shared.close();

@@ -217,26 +217,7 @@ fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> 
     }
     tables::add_counter(txn, &queued_key(&msg.account), 1)?;
     let seq = tables::next_counter(txn, "outbox_seq")?;
-    let row = OutboxRow {
-        id: id.clone(),
-        account: msg.account,
-        to: msg.to,
-        conversation: msg.conversation,
-        body: msg.body,
-        metadata: msg.metadata,
-        idempotency_key: msg.idempotency_key,
-        correlation_id: msg.correlation_id,
-        priority: msg.priority,
-        seq,
-        status: MessageStatus::Queued,
-        created_at_ms: now,
-        updated_at_ms: now,
-        due_at_ms: Some(now),
-        attempts: Vec::new(),
-        provider_message_id: None,
-        error: None,
-        lease: None,
-    };
+    let row = OutboxRow::queued(id.clone(), msg, seq, now);
     outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
     txn.open_table(OUTBOX_DUE)?.insert((row.priority.rank(), now, id.as_str()), ())?;
     txn.open_table(CONV_QUEUE)?.insert((conv_key(&row).as_str(), seq), id.as_str())?;
