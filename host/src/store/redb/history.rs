@@ -198,3 +198,60 @@ impl RedbStore {
         Ok(if open >= opts.max_open_sessions { Err(SessionLimit { open }) } else { Ok(()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::model::{EventKind, InboundEvent};
+    use crate::store::{IngestOptions, IngestRequest, StoreOptions};
+    use redb::ReadableTableMetadata;
+    use std::sync::Arc;
+
+    fn message(id: &str) -> IngestRequest {
+        let event = InboundEvent {
+            provider_event_id: id.into(),
+            kind: EventKind::Message,
+            conversation: "c1".into(),
+            sender: Some("c1".into()),
+            text: Some(format!("text {id}")),
+            timestamp_ms: None,
+            status: None,
+            payload: serde_json::json!({}),
+        };
+        IngestRequest { account: "a".into(), correlation_id: "x".into(), events: vec![event] }
+    }
+
+    /// History written before the ring (keyed by sequence number, no ring in the conversation
+    /// row) is laid out as a ring on the conversation's next message: newest kept, in order.
+    #[tokio::test]
+    async fn a_sequence_keyed_history_becomes_a_ring_on_the_next_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb"), Arc::new(ManualClock::new(10_000)), StoreOptions::default()).unwrap();
+        store
+            .write(|txn| {
+                let key = key2("a", "c1");
+                let mut h = txn.open_table(HISTORY)?;
+                for seq in 100..105 {
+                    let entry = HistoryEntry { seq, text: Some(format!("old {seq}")), ..HistoryEntry::outbound(format!("m{seq}"), None, 5_000) };
+                    h.insert((key.as_str(), seq), tables::encode(&entry).as_slice())?;
+                }
+                let old_row = serde_json::json!({ "last_inbound_ms": 5_000, "session": 1, "last_activity_ms": 5_000 });
+                txn.open_table(CONVERSATIONS)?.insert(key.as_str(), tables::encode(&old_row).as_slice())?;
+                txn.open_table(super::super::tables::META)?.insert("history_seq", 104)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let h = HistoryOptions { limit: 3, session_timeout_ms: 60_000, max_open_sessions: 10 };
+        let opts = IngestOptions { history: Some(h), ..Default::default() };
+        store.ingest_with(message("e1"), opts.clone()).await.unwrap();
+        let texts = |v: Vec<HistoryEntry>| v.into_iter().map(|e| e.text.unwrap()).collect::<Vec<_>>();
+        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), ["text e1", "old 104", "old 103"]);
+        store.ingest_with(message("e2"), opts).await.unwrap();
+        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), ["text e2", "text e1", "old 104"]);
+        let rows = store.read().unwrap().open_table(HISTORY).unwrap().len().unwrap();
+        assert_eq!(rows, 3, "the sequence-keyed rows are gone, three slots remain");
+        store.close().await;
+    }
+}
