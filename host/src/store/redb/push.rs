@@ -36,12 +36,41 @@ pub(super) fn enqueue_in(txn: &WriteTransaction, inbox: &InboxRow, now: u64) -> 
     requeue_in(txn, row, now)
 }
 
-/// Puts a row (new or redriven) at the back of its conversation, due at `now`.
+/// Puts a row (new or redriven) at the back of its conversation, due at `now`. Only a
+/// conversation's head is in PUSH_DUE: a row behind others is parked (out of the due index)
+/// until its turn ([`release_next`]), so a long conversation waiting on its head never fills
+/// a claim's bounded scan and starves the others (as the outbox parks its blocked messages).
 pub(super) fn requeue_in(txn: &WriteTransaction, mut row: PushRow, now: u64) -> Result<(), StoreError> {
     row.due_at_ms = now;
     row.lease = None;
-    txn.open_table(PUSH_DUE)?.insert((now, row.id), ())?;
-    txn.open_table(PUSH_CONV)?.insert((conv_key(&row).as_str(), row.id), ())?;
+    let key = conv_key(&row);
+    let mut conv = txn.open_table(PUSH_CONV)?;
+    // Conversation order is event id order, so a redriven (older) event goes first again.
+    let behind_others = conv.range((key.as_str(), 0)..(key.as_str(), row.id))?.next().is_some();
+    conv.insert((key.as_str(), row.id), ())?;
+    drop(conv);
+    if !behind_others {
+        txn.open_table(PUSH_DUE)?.insert((now, row.id), ())?;
+    }
+    save(txn, &row)
+}
+
+/// After a conversation's head left the queue: its next row, if any, becomes due now.
+fn release_next(txn: &WriteTransaction, key: &str, now: u64) -> Result<(), StoreError> {
+    let next = txn.open_table(PUSH_CONV)?.range((key, 0)..=(key, u64::MAX))?.next().transpose()?.map(|(k, _)| k.value().1);
+    let Some(id) = next else { return Ok(()) };
+    let bytes = txn.open_table(PUSH)?.get(id)?.map(|v| v.value().to_vec());
+    let Some(bytes) = bytes else { return Ok(()) };
+    let mut row: PushRow = tables::decode("push", &bytes)?;
+    let mut due = txn.open_table(PUSH_DUE)?;
+    // Already in the due index (in flight until its lease expires, retrying at its backoff,
+    // or queued before parking existed): it keeps its time.
+    if due.get((row.due_at_ms, row.id))?.is_some() {
+        return Ok(());
+    }
+    due.insert((now, row.id), ())?;
+    drop(due);
+    row.due_at_ms = now;
     save(txn, &row)
 }
 
@@ -52,11 +81,13 @@ fn is_head(txn: &WriteTransaction, row: &PushRow) -> Result<bool, StoreError> {
     Ok(head.is_none_or(|(k, _)| k.value().1 == row.id))
 }
 
-fn remove(txn: &WriteTransaction, row: &PushRow) -> Result<(), StoreError> {
+/// Takes a conversation's head out of the queue and lets the next row of its conversation go.
+fn remove(txn: &WriteTransaction, row: &PushRow, now: u64) -> Result<(), StoreError> {
     txn.open_table(PUSH_DUE)?.remove((row.due_at_ms, row.id))?;
-    txn.open_table(PUSH_CONV)?.remove((conv_key(row).as_str(), row.id))?;
+    let key = conv_key(row);
+    txn.open_table(PUSH_CONV)?.remove((key.as_str(), row.id))?;
     txn.open_table(PUSH)?.remove(row.id)?;
-    Ok(())
+    release_next(txn, &key, now)
 }
 
 fn reschedule(txn: &WriteTransaction, row: &mut PushRow, at: u64) -> Result<(), StoreError> {
@@ -123,14 +154,14 @@ impl RedbStore {
             row.lease = None;
             row.attempts += 1;
             match disposition {
-                PushDisposition::Delivered => remove(txn, &row)?,
+                PushDisposition::Delivered => remove(txn, &row, now)?,
                 PushDisposition::RetryAt { at_ms, error } => {
                     row.last_error = Some(error);
                     reschedule(txn, &mut row, at_ms)?;
                     save(txn, &row)?;
                 }
                 PushDisposition::Failed(reason) => {
-                    remove(txn, &row)?;
+                    remove(txn, &row, now)?;
                     row.last_error = Some(reason.clone());
                     dlq::put(txn, &DeadLetter::push(&row, reason, now))?;
                 }

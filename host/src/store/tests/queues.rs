@@ -69,6 +69,28 @@ conformance! {
         store.close().await;
     }
 
+    async fn a_long_push_backlog_in_one_conversation_does_not_starve_the_others(db) {
+        let clock = ManualClock::new(1_000);
+        let store = db.open(&clock).await;
+        let opts = IngestOptions { push: Some(PushRoute { kinds: None, pull_too: false }), ..Default::default() };
+        let backlog: Vec<_> = (0..600).map(|i| message(&format!("b{i}"), "busy")).collect();
+        store.ingest_with(req(backlog), opts.clone()).await.unwrap();
+        store.ingest_with(req(vec![message("q1", "quiet")]), opts).await.unwrap();
+        let head = store.claim_push(1, 60_000).await.unwrap().remove(0);
+        assert_eq!(head.row.event.conversation, "busy");
+        // The busy conversation's head is in flight and 599 wait behind it: the quiet one's
+        // event is still found, by a claim of one.
+        let next = store.claim_push(1, 60_000).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].row.event.conversation, "quiet");
+        // When the head is delivered, the next of its conversation goes, in order.
+        assert!(store.record_push(head.row.id, head.token, PushDisposition::Delivered).await.unwrap());
+        let second = store.claim_push(10, 60_000).await.unwrap();
+        assert_eq!(second.len(), 1, "one per conversation in flight");
+        assert_eq!(second[0].row.event.provider_event_id, "b1");
+        store.close().await;
+    }
+
     async fn history_keeps_the_newest_and_sessions_are_capped_per_account(db) {
         let clock = ManualClock::new(10_000);
         let store = db.open(&clock).await;
