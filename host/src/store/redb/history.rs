@@ -203,23 +203,13 @@ impl RedbStore {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::model::{EventKind, InboundEvent};
     use crate::store::{IngestOptions, IngestRequest, StoreOptions};
     use redb::ReadableTableMetadata;
     use std::sync::Arc;
 
     fn message(id: &str) -> IngestRequest {
-        let event = InboundEvent {
-            provider_event_id: id.into(),
-            kind: EventKind::Message,
-            conversation: "c1".into(),
-            sender: Some("c1".into()),
-            text: Some(format!("text {id}")),
-            timestamp_ms: None,
-            status: None,
-            payload: serde_json::json!({}),
-        };
-        IngestRequest { account: "a".into(), correlation_id: "x".into(), events: vec![event] }
+        let events = vec![crate::store::tests::queues::message(id, "c1")];
+        IngestRequest { account: "a".into(), correlation_id: "x".into(), events }
     }
 
     /// History written before the ring (keyed by sequence number, no ring in the conversation

@@ -4,7 +4,7 @@
 //! operations, as redb tests itself against a `BTreeMap`.
 
 mod poll;
-mod queues;
+pub(crate) mod queues;
 mod tools;
 mod transfer;
 

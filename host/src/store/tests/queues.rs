@@ -6,7 +6,7 @@ use crate::model::{DeliveryState, EventKind, InboundEvent, MessageBody, StatusUp
 use crate::store::testing::conformance;
 use crate::store::*;
 
-fn message(id: &str, conversation: &str) -> InboundEvent {
+pub(crate) fn message(id: &str, conversation: &str) -> InboundEvent {
     InboundEvent {
         provider_event_id: id.into(),
         kind: EventKind::Message,
