@@ -10,6 +10,9 @@
 //!   throttles every send for an hour (429, Retry-After: 3600: each conversation's head is
 //!   attempted once and waits, the rest wait behind it in order), then reports the daemon's RSS
 //!   and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
+//! - `floor`: serves `200 OK` to every request on `--url` until killed, reading each body and
+//!   doing nothing else. Running `ingest` against it measures what HTTP over loopback alone
+//!   costs on the machine (load generator included): the ceiling no daemon can pass there.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -76,6 +79,8 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         idle_seconds: u64,
     },
+    /// Serve an empty `200 OK` on `--url` (loopback only) until killed.
+    Floor,
 }
 
 fn loopback(url: &str) -> Result<SocketAddr> {
@@ -420,6 +425,23 @@ async fn footprint(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock
     Ok(())
 }
 
+/// The HTTP floor: hyper on a multi-threaded runtime, as in the daemon, answering `200 OK`
+/// after reading the body.
+async fn floor(addr: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind floor on {addr}"))?;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -430,6 +452,7 @@ async fn main() -> Result<()> {
         Scenario::Footprint { account, api_token, mock, pid, queue, idle_seconds } => {
             footprint(&cli, addr, account, api_token, *mock, *pid, *queue, *idle_seconds).await
         }
+        Scenario::Floor => floor(addr).await,
     }
 }
 

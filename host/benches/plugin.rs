@@ -3,7 +3,10 @@
 //!
 //! - `fresh/*`: a new `Store` + instance from the plugin's `InstancePre` and one `describe`:
 //!   the fixed price of every daemon call (the daemon never reuses an instance).
-//! - `warm/describe`: the same call on an instance kept alive: the call alone.
+//! - `warm/describe`: the same call on an instance kept alive: the call alone, with the lifting
+//!   of `describe`'s record (four strings and a list).
+//! - `warm/handshake/{0B,1024B}`: `handshake` of a webhook POST on a live instance (the plugin
+//!   answers none): the webhook path's call, with the request lowered into guest memory.
 //! - `import/now-ms/{0,1000}`: one `deliver` whose guest calls the `now-ms` host import N
 //!   times; (t(1000) - t(0)) / 1000 is the price of one host import.
 //! - `epochs/{on,off}/spin`: a guest loop of 10^6 iterations with and without epoch
@@ -41,6 +44,20 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+    for bytes in [0usize, 1024] {
+        let req = switchboard::runtime::bench::Webhook::post(bytes);
+        g.bench_with_input(BenchmarkId::new("warm/handshake", format!("{bytes}B")), &req, |b, req| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let t = std::time::Instant::now();
+                    for _ in 0..iters {
+                        warm.handshake(req).await;
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+    }
     drop(warm);
 
     for n in [0u32, 1000] {

@@ -78,7 +78,33 @@ impl PluginBench {
 /// A live instance for [`PluginBench::warm`].
 pub struct Warm(Call);
 
+/// A webhook POST as the webhook path hands it to `handshake`, converted once up front.
+pub struct Webhook(super::bindings::wit::HttpRequest);
+
+impl Webhook {
+    /// A signed-looking JSON POST with a `body_bytes`-byte body.
+    pub fn post(body_bytes: usize) -> Self {
+        let headers = [("content-type", "application/json"), ("x-hub-signature-256", "sha256=00"), ("user-agent", "facebookexternalua")];
+        Self(super::convert::request_to_wit(crate::model::HttpRequest {
+            method: "POST".into(),
+            url: "/webhooks/bench".into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: vec![b'x'; body_bytes],
+            timeout_ms: None,
+        }))
+    }
+}
+
 impl Warm {
+    /// `handshake` of a webhook POST (the plugin answers none): the first of the two calls the
+    /// webhook path makes on each instance, with the request's lowering into guest memory.
+    pub async fn handshake(&mut self, req: &Webhook) {
+        self.0.rearm();
+        let Some(Instance::Channel(i)) = &self.0.inst else { unreachable!("a channel plugin") };
+        let answer = i.switchboard_plugin_channel().call_handshake(&mut self.0.store, &req.0).await.expect("handshake");
+        assert!(answer.is_none(), "a POST is no handshake");
+    }
+
     /// One call with a fresh guest-time budget (as [`super::Runtime::receive`] gives its
     /// second call): without it the instance's single budget runs out over many calls.
     pub async fn describe(&mut self) {
