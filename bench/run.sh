@@ -12,7 +12,7 @@ cargo xtask plugins "$TARGET/bench-plugins" >/dev/null
 cargo build --release -p switchboard -p switchboard-bench
 BIN="$TARGET/release"
 tmp=$(mktemp -d)
-trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'kill "${pid:-0}" "${floor_pid:-0}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cat > "$tmp/switchboard.toml" <<TOML
 listen = "127.0.0.1:18787"
 data_dir = "$tmp/data"
@@ -45,6 +45,14 @@ dispatch=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 6
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 kill "$pid"; wait "$pid" || true
 
+# The HTTP floor: the same ingest load against a server that only answers 200 (hyper, as in
+# the daemon): what loopback HTTP and the load generator cost here, with no daemon at all.
+"$BIN/switchboard-bench" --url http://127.0.0.1:18788 floor &
+floor_pid=$!
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18788/ && break; sleep 0.05; done
+floor=$("$BIN/switchboard-bench" --url http://127.0.0.1:18788 --connections 64 --duration "$SECS" ingest --app-secret bench-secret)
+kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
+
 # Footprint: a fresh daemon with 10 plugins (the 7 bundled, the example, a scaffolded channel
 # and tool) and 100k messages queued behind a provider that throttles every send for an hour.
 fp="$tmp/fp-plugins"; mkdir -p "$fp"
@@ -66,6 +74,7 @@ import json, re, sys, platform, subprocess, datetime
 secs, rss, plugins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 fp = json.loads('''$footprint''')
 ingest = json.loads('''$ingest''')
+floor = json.loads('''$floor''')
 before, after = json.loads('''$before'''), json.loads('''$after''')
 lines = [json.loads(l) for l in '''$dispatch'''.strip().splitlines()]
 accept = next(l for l in lines if l["scenario"] == "dispatch_accept")
@@ -83,6 +92,7 @@ load generator on the same machine; command: \`bench/run.sh {secs}\`.
 | durable ingest (signed ~1 KiB webhooks, 64 connections) | {ingest['per_second']:.0f} req/s ({ingest['ok']} ok, {ingest['errors']} errors) | {ingest['p50_ms']:.2f} ms | {ingest['p99_ms']:.2f} ms | {ingest['max_ms']:.1f} ms | {reqs/max(txns,1):.1f} store requests per transaction ({txns} commits) |
 | outbound accept (\`POST /v1/messages\`, 64 connections) | {accept['per_second']:.0f} req/s | {accept['p50_ms']:.2f} ms | {accept['p99_ms']:.2f} ms | {accept['max_ms']:.1f} ms | |
 | outbound end to end (API → worker → plugin → mock Graph API) | {e2e['per_second']:.0f} msg/s ({e2e['delivered']}/{e2e['accepted']} delivered) | lag {e2e['lag_p50_ms']:.1f} ms | lag {e2e['lag_p99_ms']:.1f} ms | lag {e2e['lag_max_ms']:.1f} ms | queue lag = POST to provider receipt |
+| HTTP floor: the ingest load against a server that only answers 200 (no daemon) | {floor['per_second']:.0f} req/s | {floor['p50_ms']:.2f} ms | {floor['p99_ms']:.2f} ms | {floor['max_ms']:.1f} ms | the most any daemon could take here |
 | daemon RSS after the load runs | {rss/1024:.0f} MiB | | | | |
 | footprint: {fp['queued']} messages queued, {plugins} plugins loaded | RSS {fp['rss_mib']:.0f} MiB (peak {fp['peak_rss_mib']:.0f} MiB) | | | | idle CPU {fp['idle_cpu_percent']:.1f} % over {fp['idle_seconds']} s; queue filled in {fp['fill_seconds']:.0f} s |
 <!-- bench:end -->"""

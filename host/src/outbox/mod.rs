@@ -69,10 +69,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
             }
         }
     }
-    let history = crate::agent::history_options(&app.current_config());
-    if let Err(limit) = app.store.session_admits(&req.account, &conversation, &history).await? {
-        return Err(SendError::SessionLimit { account: req.account, open: limit.open });
-    }
+    let config = app.current_config();
     let fingerprint = {
         let canon = serde_json::json!([req.account, req.to, conversation, req.body, req.metadata, req.priority]);
         hex::encode(Sha256::digest(canon.to_string().as_bytes()))
@@ -89,29 +86,23 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
             fingerprint,
             correlation_id: req.correlation_id,
             priority: req.priority,
-            max_queued: app.current_config().delivery.max_queued,
-            idempotency_ttl_ms: app.current_config().delivery.idempotency_ttl_ms,
+            max_queued: config.delivery.max_queued,
+            idempotency_ttl_ms: config.delivery.idempotency_ttl_ms,
+            // Recorded in the enqueue's own transaction: one durable write per message, and
+            // the session cap checked where it cannot race another message.
+            history: Some(crate::agent::history_options(&config)),
         })
         .await?;
     match outcome {
         EnqueueOutcome::Created(row) => {
             crate::metrics::MessageQueued(&row).emit(&app.metrics);
-            // History is informational: a message already queued is never refused for it.
-            let text = match &row.body {
-                MessageBody::Text(t) => Some(t.clone()),
-                MessageBody::Media(m) => m.caption.clone(),
-                MessageBody::Template(t) => Some(format!("[template {}]", t.name)),
-            };
-            let recorded = app.store.record_outbound(row.account.clone(), row.conversation.clone(), row.id.clone(), text, history).await;
-            if let Err(e) = recorded {
-                tracing::warn!(message_id = %row.id, error = %e, "conversation history not updated");
-            }
             app.outbox_wake.notify_one();
             Ok((row, true))
         }
         EnqueueOutcome::Existing(row) => Ok((row, false)),
         EnqueueOutcome::KeyConflict { id } => Err(SendError::KeyConflict(id)),
         EnqueueOutcome::QueueFull { queued } => Err(SendError::QueueFull { account: ctx.id.clone(), queued }),
+        EnqueueOutcome::SessionLimit { open } => Err(SendError::SessionLimit { account: ctx.id.clone(), open }),
     }
 }
 

@@ -82,15 +82,6 @@ pub trait Backend: Send + Sync + 'static {
 
     // History
     async fn history(&self, account: &str, conversation: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError>;
-    async fn record_outbound(
-        &self,
-        account: String,
-        conversation: String,
-        message_id: String,
-        text: Option<String>,
-        opts: HistoryOptions,
-    ) -> Result<Result<(), SessionLimit>, StoreError>;
-    async fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError>;
 
     // Operations
     /// Writes exported records (`switchboard store import`); idempotent. Returns how many

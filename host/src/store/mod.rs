@@ -358,13 +358,7 @@ impl Store {
         self.backend.history(account, conversation, limit).await
     }
 
-    pub async fn record_outbound(&self, account: String, conversation: String, message_id: String, text: Option<String>, opts: HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        self.backend.record_outbound(account, conversation, message_id, text, opts).await
-    }
 
-    pub async fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        self.backend.session_admits(account, conversation, opts).await
-    }
 
     /// A consistent copy of the whole store in a new redb file (redb only).
     pub async fn backup_to(&self, path: &Path) -> Result<BackupSummary, StoreError> {

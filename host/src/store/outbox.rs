@@ -1,6 +1,7 @@
 //! Outbound messages: idempotent enqueue, claim with a fenced lease, attempt records, and
 //! provider status updates.
 
+use super::history::HistoryOptions;
 use crate::model::{Failure, MessageBody};
 use serde::{Deserialize, Serialize};
 
@@ -118,9 +119,21 @@ pub struct NewMessage {
     pub max_queued: u64,
     /// How long the idempotency key is remembered.
     pub idempotency_ttl_ms: u64,
+    /// Keep the message in its conversation's history, in the same transaction, and refuse it
+    /// (nothing written) if it would open a session beyond the account's cap.
+    pub history: Option<HistoryOptions>,
 }
 
 impl OutboxRow {
+    /// What the conversation's history shows of the message.
+    pub fn history_text(&self) -> Option<String> {
+        match &self.body {
+            MessageBody::Text(t) => Some(t.clone()),
+            MessageBody::Media(m) => m.caption.clone(),
+            MessageBody::Template(t) => Some(format!("[template {}]", t.name)),
+        }
+    }
+
     /// A message as enqueued: queued, due now, no attempts (both engines store this).
     pub fn queued(id: String, msg: NewMessage, seq: u64, now: u64) -> Self {
         Self {
@@ -155,6 +168,9 @@ pub enum EnqueueOutcome {
     KeyConflict { id: String },
     /// The account's queue is at its cap.
     QueueFull { queued: u64 },
+    /// The message would open a session in its conversation and the account already has
+    /// `open` sessions, its cap (only with [`NewMessage::history`]).
+    SessionLimit { open: usize },
 }
 
 #[derive(Debug, Clone)]

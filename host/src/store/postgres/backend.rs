@@ -183,13 +183,7 @@ impl Backend for PgStore {
         PgStore::history(self, account, conversation, limit).await
     }
 
-    async fn record_outbound(&self, account: String, conversation: String, message_id: String, text: Option<String>, opts: HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        PgStore::record_outbound(self, account, conversation, message_id, text, opts).await
-    }
 
-    async fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        PgStore::session_admits(self, account, conversation, opts).await
-    }
 
     async fn import(&self, records: Vec<ExportRecord>) -> Result<u64, StoreError> {
         PgStore::import(self, records).await

@@ -171,19 +171,20 @@ async fn commit_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Out>, StoreError>
 /// creating the missing ones: every batch takes these locks in the same order, so two
 /// daemons' batches queue behind each other instead of deadlocking.
 async fn lock_conversations(tx: &Tx<'_>, jobs: &[Job]) -> Result<(), StoreError> {
-    let mut keys: Vec<(&str, &str)> = jobs
-        .iter()
-        .filter_map(|j| match j {
-            Job::Ingest { req, .. } => Some(req),
-            Job::Enqueue { .. } => None,
-        })
-        .flat_map(|req| {
-            req.events
-                .iter()
-                .filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction))
-                .map(|e| (req.account.as_str(), e.conversation.as_str()))
-        })
-        .collect();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Ingest { req, .. } => keys.extend(
+                req.events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction))
+                    .map(|e| (req.account.as_str(), e.conversation.as_str())),
+            ),
+            // A message kept in history moves its conversation's session on.
+            Job::Enqueue { msg, .. } if msg.history.is_some() => keys.push((msg.account.as_str(), msg.conversation.as_str())),
+            Job::Enqueue { .. } => {}
+        }
+    }
     if keys.is_empty() {
         return Ok(());
     }

@@ -4,7 +4,7 @@
 //! 24-hour-window state.
 
 use super::{PgStore, Tx, execute, from_json, i, query, query_opt, to_json, u};
-use crate::store::{HistoryEntry, HistoryOptions, SessionLimit, StoreError};
+use crate::store::{HistoryEntry, HistoryOptions, StoreError};
 
 /// (session, last activity) of a conversation.
 async fn state(tx: &Tx<'_>, account: &str, conversation: &str) -> Result<(u64, Option<u64>), StoreError> {
@@ -106,45 +106,20 @@ impl PgStore {
         tx.commit().await?;
         rows.into_iter().map(|r| from_json("history", r.get(0))).collect()
     }
+}
 
-    /// Records an outbound message in its conversation's history, unless it would open a
-    /// session beyond the account's cap (then nothing is written).
-    pub async fn record_outbound(
-        &self,
-        account: String,
-        conversation: String,
-        message_id: String,
-        text: Option<String>,
-        opts: HistoryOptions,
-    ) -> Result<Result<(), SessionLimit>, StoreError> {
-        let now = self.now_ms();
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await?;
-        if opens_session(&tx, &account, &conversation, now, &opts).await? {
-            let open = open_sessions(&tx, &account, now, &opts, opts.max_open_sessions).await?;
-            if open >= opts.max_open_sessions {
-                return Ok(Err(SessionLimit { open }));
-            }
-        }
-        let entry = HistoryEntry::outbound(message_id, text, now);
-        record(&tx, &account, &conversation, entry, now, &opts).await?;
-        tx.commit().await?;
-        Ok(Ok(()))
+/// Whether an outbound message now would open a session in `conversation` beyond the
+/// account's cap: `Some(open sessions)` then.
+pub(super) async fn refuses_session(tx: &Tx<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
+    if !opens_session(tx, account, conversation, now, opts).await? {
+        return Ok(None);
     }
+    let open = open_sessions(tx, account, now, opts, opts.max_open_sessions).await?;
+    Ok((open >= opts.max_open_sessions).then_some(open))
+}
 
-    /// Whether one more session could open in `account` now (for a refusal before enqueueing).
-    pub async fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        let now = self.now_ms();
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await?;
-        let (_, last) = state(&tx, account, conversation).await?;
-        let out = if is_open(last, now, opts.session_timeout_ms) {
-            Ok(())
-        } else {
-            let open = open_sessions(&tx, account, now, opts, opts.max_open_sessions).await?;
-            if open >= opts.max_open_sessions { Err(SessionLimit { open }) } else { Ok(()) }
-        };
-        tx.commit().await?;
-        Ok(out)
-    }
+/// Records a message just enqueued in its conversation's history.
+pub(super) async fn record_outbound(tx: &Tx<'_>, row: &crate::store::OutboxRow, now: u64, opts: &HistoryOptions) -> Result<(), StoreError> {
+    let entry = HistoryEntry::outbound(row.id.clone(), row.history_text(), now);
+    record(tx, &row.account, &row.conversation, entry, now, opts).await
 }

@@ -118,6 +118,12 @@ pub(super) async fn enqueue_in(tx: &Tx<'_>, msg: NewMessage, id: String, now: u6
     if queued >= msg.max_queued {
         return Ok(EnqueueOutcome::QueueFull { queued });
     }
+    let history = msg.history;
+    if let Some(h) = &history
+        && let Some(open) = super::history::refuses_session(tx, &msg.account, &msg.conversation, now, h).await?
+    {
+        return Ok(EnqueueOutcome::SessionLimit { open });
+    }
     if let Some(key) = &msg.idempotency_key {
         // Another daemon may have taken the key since the look-up: the unique key decides.
         let inserted = execute(
@@ -156,6 +162,9 @@ pub(super) async fn enqueue_in(tx: &Tx<'_>, msg: NewMessage, id: String, now: u6
         ],
     )
     .await?;
+    if let Some(h) = &history {
+        super::history::record_outbound(tx, &row, now, h).await?;
+    }
     Ok(EnqueueOutcome::Created(row))
 }
 

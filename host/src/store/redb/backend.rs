@@ -184,13 +184,7 @@ impl Backend for RedbStore {
         RedbStore::history(self, account, conversation, limit)
     }
 
-    async fn record_outbound(&self, account: String, conversation: String, message_id: String, text: Option<String>, opts: HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        RedbStore::record_outbound(self, account, conversation, message_id, text, opts).await
-    }
 
-    async fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        RedbStore::session_admits(self, account, conversation, opts)
-    }
 
     async fn import(&self, _records: Vec<ExportRecord>) -> Result<u64, StoreError> {
         Err(StoreError::Unsupported { op: "store import", backend: "redb", hint: "import targets PostgreSQL; copy a redb store with `switchboard backup`" })

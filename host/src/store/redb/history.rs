@@ -4,7 +4,7 @@
 //! within the timeout; a message that would open one more is refused (the caller answers 429).
 
 use crate::store::history::*;
-use super::tables::{self, CONVERSATIONS, HISTORY, SESSION_ACTIVITY, key2};
+use super::tables::{self, HISTORY, key2};
 use super::{RedbStore, StoreError};
 use super::shared::IngestTables;
 use redb::ReadableTable;
@@ -152,51 +152,25 @@ impl RedbStore {
         out.truncate(limit);
         Ok(out)
     }
+}
 
-    /// Records an outbound message in its conversation's history, unless it would open a
-    /// session beyond the account's cap (then nothing is written).
-    pub async fn record_outbound(
-        &self,
-        account: String,
-        conversation: String,
-        message_id: String,
-        text: Option<String>,
-        opts: HistoryOptions,
-    ) -> Result<Result<(), SessionLimit>, StoreError> {
-        let now = self.now_ms();
-        self.write_shared(move |shared| {
-            let t = shared.tables()?;
-            let key = key2(&account, &conversation);
-            let mut state = ConversationState::load(t, &key)?;
-            if !state.session_open(now, opts.session_timeout_ms) {
-                let open = open_sessions(t, &account, now, &opts, opts.max_open_sessions)?;
-                if open >= opts.max_open_sessions {
-                    return Ok(Err(SessionLimit { open }));
-                }
-            }
-            let entry = HistoryEntry::outbound(message_id, text, now);
-            record(t, &account, &conversation, &mut state, entry, now, &opts)?;
-            state.save(t, &key)?;
-            Ok(Ok(()))
-        })
-        .await
+/// Whether an outbound message now would open a session in `conversation` beyond the
+/// account's cap: `Some(open sessions)` then.
+pub(super) fn refuses_session(t: &IngestTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
+    if !opens_session(t, account, conversation, now, opts)? {
+        return Ok(None);
     }
+    let open = open_sessions(t, account, now, opts, opts.max_open_sessions)?;
+    Ok((open >= opts.max_open_sessions).then_some(open))
+}
 
-    /// Whether one more session could open in `account` now (for a refusal before enqueueing).
-    pub fn session_admits(&self, account: &str, conversation: &str, opts: &HistoryOptions) -> Result<Result<(), SessionLimit>, StoreError> {
-        let now = self.now_ms();
-        let txn = self.read()?;
-        let key = key2(account, conversation);
-        let state: ConversationState = match txn.open_table(CONVERSATIONS)?.get(key.as_str())? {
-            Some(v) => tables::decode("conversations", v.value())?,
-            None => ConversationState::default(),
-        };
-        if state.session_open(now, opts.session_timeout_ms) {
-            return Ok(Ok(()));
-        }
-        let open = count_open(&txn.open_table(SESSION_ACTIVITY)?, account, now, opts, opts.max_open_sessions)?;
-        Ok(if open >= opts.max_open_sessions { Err(SessionLimit { open }) } else { Ok(()) })
-    }
+/// Records a message just enqueued in its conversation's history.
+pub(super) fn record_outbound(t: &mut IngestTables<'_>, row: &crate::store::OutboxRow, now: u64, opts: &HistoryOptions) -> Result<(), StoreError> {
+    let key = key2(&row.account, &row.conversation);
+    let mut state = ConversationState::load(t, &key)?;
+    let entry = HistoryEntry::outbound(row.id.clone(), row.history_text(), now);
+    record(t, &row.account, &row.conversation, &mut state, entry, now, opts)?;
+    state.save(t, &key)
 }
 
 #[cfg(test)]
@@ -227,7 +201,7 @@ mod tests {
                     h.insert((key.as_str(), seq), tables::encode(&entry).as_slice())?;
                 }
                 let old_row = serde_json::json!({ "last_inbound_ms": 5_000, "session": 1, "last_activity_ms": 5_000 });
-                txn.open_table(CONVERSATIONS)?.insert(key.as_str(), tables::encode(&old_row).as_slice())?;
+                txn.open_table(super::super::tables::CONVERSATIONS)?.insert(key.as_str(), tables::encode(&old_row).as_slice())?;
                 txn.open_table(super::super::tables::META)?.insert("history_seq", 104)?;
                 Ok(())
             })

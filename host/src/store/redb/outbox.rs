@@ -5,7 +5,8 @@ use crate::store::outbox::*;
 use super::dlq;
 use crate::store::dlq::DeadLetter;
 use super::tables::{self, CONV_QUEUE, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, OUTBOX, OUTBOX_BY_PROVIDER, OUTBOX_DUE, key2};
-use super::{RedbStore, StoreError};
+use super::shared::SharedTables;
+use super::{RedbStore, StoreError, history};
 use crate::model::{DeliveryState, StatusUpdate};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ impl RedbStore {
     pub async fn enqueue(&self, msg: NewMessage) -> Result<EnqueueOutcome, StoreError> {
         let now = self.now_ms();
         let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-        self.write(move |txn| enqueue_in(txn, msg, id, now)).await
+        self.write_shared(move |shared| enqueue_in(shared, msg, id, now)).await
     }
 
     pub fn message(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
@@ -191,25 +192,49 @@ pub(super) fn load(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str
     t.get(id)?.map(|v| tables::decode("outbox", v.value())).transpose()
 }
 
-fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> Result<EnqueueOutcome, StoreError> {
-    let mut outbox = txn.open_table(OUTBOX)?;
-    let mut idem = txn.open_table(IDEMPOTENCY)?;
+/// Queues a message (and keeps it in its conversation's history, when asked) in the batch's
+/// transaction. Everything that may refuse it is checked before anything is written.
+fn enqueue_in(shared: &mut SharedTables<'_>, msg: NewMessage, id: String, now: u64) -> Result<EnqueueOutcome, StoreError> {
+    shared.close();
+    if let Some(refused) = refusal(shared.txn(), &msg)? {
+        return Ok(refused);
+    }
+    let history = msg.history;
+    if let Some(h) = &history
+        && let Some(open) = history::refuses_session(shared.tables()?, &msg.account, &msg.conversation, now, h)?
+    {
+        return Ok(EnqueueOutcome::SessionLimit { open });
+    }
+    shared.close();
+    let row = insert_in(shared.txn(), msg, id, now)?;
+    if let Some(h) = &history {
+        history::record_outbound(shared.tables()?, &row, now, h)?;
+    }
+    Ok(EnqueueOutcome::Created(row))
+}
+
+/// The answer for a message that is not queued now: its idempotency key was seen, or the
+/// account's queue is full.
+fn refusal(txn: &WriteTransaction, msg: &NewMessage) -> Result<Option<EnqueueOutcome>, StoreError> {
     if let Some(key) = &msg.idempotency_key {
         let existing: Option<IdemRecord> =
-            idem.get(key.as_str())?.map(|v| tables::decode("idempotency", v.value())).transpose()?;
+            txn.open_table(IDEMPOTENCY)?.get(key.as_str())?.map(|v| tables::decode("idempotency", v.value())).transpose()?;
         if let Some(rec) = existing {
             if rec.fingerprint != msg.fingerprint {
-                return Ok(EnqueueOutcome::KeyConflict { id: rec.id });
+                return Ok(Some(EnqueueOutcome::KeyConflict { id: rec.id }));
             }
-            if let Some(row) = load(&outbox, &rec.id)? {
-                return Ok(EnqueueOutcome::Existing(row));
+            if let Some(row) = load(&txn.open_table(OUTBOX)?, &rec.id)? {
+                return Ok(Some(EnqueueOutcome::Existing(row)));
             }
         }
     }
     let queued = tables::read_counter(txn, &queued_key(&msg.account))?;
-    if queued >= msg.max_queued {
-        return Ok(EnqueueOutcome::QueueFull { queued });
-    }
+    Ok((queued >= msg.max_queued).then_some(EnqueueOutcome::QueueFull { queued }))
+}
+
+fn insert_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> Result<OutboxRow, StoreError> {
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let mut idem = txn.open_table(IDEMPOTENCY)?;
     if let Some(key) = &msg.idempotency_key {
         let rec = IdemRecord { id: id.clone(), fingerprint: msg.fingerprint.clone() };
         idem.insert(key.as_str(), tables::encode(&rec).as_slice())?;
@@ -221,7 +246,7 @@ fn enqueue_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> 
     outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
     txn.open_table(OUTBOX_DUE)?.insert((row.priority.rank(), now, id.as_str()), ())?;
     txn.open_table(CONV_QUEUE)?.insert((conv_key(&row).as_str(), seq), id.as_str())?;
-    Ok(EnqueueOutcome::Created(row))
+    Ok(row)
 }
 
 /// Rows a claim may examine in all (a bound on one transaction's length).

@@ -179,6 +179,7 @@ fn new_msg(to: &str, conversation: &str, priority: Priority) -> NewMessage {
         priority,
         max_queued: 100,
         idempotency_ttl_ms: 1_000,
+        history: None,
     }
 }
 
@@ -237,6 +238,7 @@ conformance! {
             priority: Priority::Normal,
             max_queued: 100,
             idempotency_ttl_ms: 1_000,
+            history: None,
         };
         let EnqueueOutcome::Created(row) = store.enqueue(msg).await.unwrap() else { panic!() };
         let first = store.claim_outbox(10, 1_000, true).await.unwrap().remove(0);

@@ -36,6 +36,7 @@ fn outbound(conversation: &str) -> NewMessage {
         priority: Priority::Normal,
         max_queued: 100,
         idempotency_ttl_ms: 1_000,
+        history: None,
     }
 }
 
@@ -97,25 +98,30 @@ conformance! {
         let h = HistoryOptions { limit: 3, session_timeout_ms: 1_000, max_open_sessions: 1 };
         let opts = IngestOptions { history: Some(h), ..Default::default() };
         store.ingest_with(req(vec![message("e1", "c1"), message("e2", "c1")]), opts.clone()).await.unwrap();
-        store.record_outbound("a".into(), "c1".into(), "msg_1".into(), Some("reply".into()), h).await.unwrap().unwrap();
+        let reply = NewMessage { body: MessageBody::Text("reply".into()), history: Some(h), ..outbound("c1") };
+        let EnqueueOutcome::Created(sent) = store.enqueue(reply).await.unwrap() else { panic!("queued") };
         store.ingest_with(req(vec![message("e3", "c1")]), opts.clone()).await.unwrap();
         let kept = store.history("a", "c1", 10).await.unwrap();
         let ids: Vec<&str> = kept.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(kept.len(), 3, "trimmed to the limit: {ids:?}");
-        assert_eq!(kept[1].id, "msg_1");
+        assert_eq!(kept[1].id, sent.id);
+        assert_eq!(kept[1].text.as_deref(), Some("reply"));
         assert_eq!(kept[1].direction, Direction::Outbound);
         assert!(kept.iter().all(|e| e.session == 1));
         assert!(kept[0].seq > kept[1].seq, "newest first");
         // A second conversation would open a second session: refused, nothing written.
-        assert_eq!(store.session_admits("a", "c2", &h).await.unwrap(), Err(SessionLimit { open: 1 }));
         let refused = store.ingest_with(req(vec![message("e4", "c2")]), opts.clone()).await.unwrap();
         assert_eq!(refused, Ingested::SessionLimit { open: 1 });
-        assert_eq!(store.record_outbound("a".into(), "c2".into(), "msg_2".into(), None, h).await.unwrap(), Err(SessionLimit { open: 1 }));
+        let to_c2 = || NewMessage { history: Some(h), ..outbound("c2") };
+        assert!(matches!(store.enqueue(to_c2()).await.unwrap(), EnqueueOutcome::SessionLimit { open: 1 }));
+        assert_eq!(store.queued_count("a").await.unwrap(), 1, "the refused message is not queued");
         // After the timeout the first session is closed: c2 opens, c1 starts session 2 later.
         clock.advance_ms(1_000);
-        assert_eq!(store.session_admits("a", "c2", &h).await.unwrap(), Ok(()));
         store.ingest_with(req(vec![message("e4", "c2")]), opts.clone()).await.unwrap();
         assert_eq!(store.history("a", "c2", 10).await.unwrap().len(), 1);
+        // c2's session is open now: a message to it is queued and kept.
+        assert!(matches!(store.enqueue(to_c2()).await.unwrap(), EnqueueOutcome::Created(_)));
+        assert_eq!(store.history("a", "c2", 10).await.unwrap().len(), 2);
         assert_eq!(store.last_inbound_ms("a", "c2").await.unwrap(), Some(11_000));
         assert_eq!(store.last_inbound_ms("a", "nope").await.unwrap(), None);
         store.close().await;
