@@ -12,7 +12,7 @@
 //! If a request fails with a storage error, the transaction rolls back and every caller in the
 //! batch gets the error: nobody is told "stored" for a write that is not durable.
 
-use super::{Tx, execute, ingest, outbox};
+use super::{Tx, execute, ingest, outbox, query_opt};
 use crate::model::EventKind;
 use crate::store::{CommitObserver, EnqueueOutcome, IngestOptions, IngestRequest, Ingested, NewMessage, StoreError};
 use deadpool_postgres::Pool;
@@ -156,6 +156,7 @@ async fn commit_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Out>, StoreError>
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
     lock_conversations(&tx, jobs).await?;
+    lock_queues(&tx, jobs).await?;
     let mut outs = Vec::with_capacity(jobs.len());
     for job in jobs {
         outs.push(match job {
@@ -165,6 +166,28 @@ async fn commit_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Out>, StoreError>
     }
     tx.commit().await?;
     Ok(outs)
+}
+
+/// Takes the queue lock (a transaction-scoped advisory lock) of each account the batch
+/// enqueues for, in account order, after the conversation locks (the same order in every
+/// batch, so no two batches deadlock). The count behind the queue cap is then taken with no
+/// other daemon's enqueue for that account in flight: without it two daemons could each count
+/// below the cap and together pass it.
+async fn lock_queues(tx: &Tx<'_>, jobs: &[Job]) -> Result<(), StoreError> {
+    let mut accounts: Vec<&str> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Enqueue { msg, .. } => Some(msg.account.as_str()),
+            Job::Ingest { .. } => None,
+        })
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for account in accounts {
+        // One statement per lock: the order of calls within one statement is not defined.
+        query_opt(tx, "SELECT pg_advisory_xact_lock(hashtextextended('switchboard.outbox_queue.' || $1, 0))", &[&account]).await?;
+    }
+    Ok(())
 }
 
 /// Locks the conversation rows the batch's messages touch, in (account, conversation) order,

@@ -391,3 +391,30 @@ conformance! {
         assert_ne!(first.id, second.id, "after its TTL the key is free again");
     }
 }
+
+/// PostgreSQL only (one redb file has one daemon): two daemons enqueueing for one account at
+/// once cannot take its queue past the cap between them (each batch locks the account's queue
+/// before counting it).
+#[tokio::test]
+async fn two_daemons_share_an_accounts_queue_cap() {
+    let Some(db) = TestStore::postgres().await else { return };
+    let clock = ManualClock::new(0);
+    let (a, b) = (db.open(&clock).await, db.open(&clock).await);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..80u32 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        set.spawn(async move { s.enqueue(NewMessage { max_queued: 10, ..new_msg(&format!("u{i}"), &format!("u{i}"), Priority::Normal) }).await });
+    }
+    let mut created = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap().unwrap() {
+            EnqueueOutcome::Created(_) => created += 1,
+            EnqueueOutcome::QueueFull { queued } => assert!(queued >= 10, "{queued}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 10);
+    assert_eq!(a.queued_count("a").await.unwrap(), 10);
+    a.close().await;
+    b.close().await;
+}
