@@ -41,7 +41,7 @@ struct Redrive {
 
 pub async fn dlq_redrive(_: Authorized, State(app): State<Arc<App>>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
     let r: Redrive = json_body(&body)?;
-    if r.all == !r.ids.is_empty() {
+    if r.all != r.ids.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "give either `ids` or `all: true`"));
     }
     let out = app.store.dlq_redrive(if r.all { None } else { Some(r.ids) }).await?;

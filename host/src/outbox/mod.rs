@@ -61,12 +61,13 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
     let conversation = req.conversation.clone().unwrap_or_else(|| req.to.clone());
     // Only a window we *know* is closed is refused here; with no record (e.g. history from
     // before this daemon) the provider decides and its error is classified as usual.
-    if req.body.is_free_form() && has_window(app, &ctx.plugin) {
-        if let Some(last) = app.store.last_inbound_ms(&req.account, &conversation).await? {
-            let closes = last + WINDOW_MS;
-            if app.clock.now_ms() >= closes {
-                return Err(SendError::OutsideWindow { closed_at_ms: closes });
-            }
+    if req.body.is_free_form()
+        && has_window(app, &ctx.plugin)
+        && let Some(last) = app.store.last_inbound_ms(&req.account, &conversation).await?
+    {
+        let closes = last + WINDOW_MS;
+        if app.clock.now_ms() >= closes {
+            return Err(SendError::OutsideWindow { closed_at_ms: closes });
         }
     }
     let config = app.current_config();

@@ -10,8 +10,6 @@ use super::shared::IngestTables;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-/// Retention and session settings (`[inbox]`).
-
 /// A conversation's row in CONVERSATIONS: everything the host remembers of it between
 /// messages, in one place so that a webhook reads and writes it once.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -148,7 +146,7 @@ impl RedbStore {
         for r in t.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
             out.push(tables::decode::<HistoryEntry>("history", r?.1.value())?);
         }
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|e| std::cmp::Reverse(e.seq));
         out.truncate(limit);
         Ok(out)
     }

@@ -221,7 +221,7 @@ fn reopen(
                 return Some(fresh);
             }
             Err(e) => {
-                if attempt % 50 == 0 {
+                if attempt.is_multiple_of(50) {
                     tracing::error!(error = %e, attempt, "store still unavailable; retrying");
                 }
             }

@@ -322,7 +322,7 @@ conformance! {
                 break;
             }
         }
-        assert_eq!(got, [late.id.clone()], "the quiet conversation is not starved");
+        assert_eq!(got, std::slice::from_ref(&late.id), "the quiet conversation is not starved");
         assert!(!store.outbox_due(true).await.unwrap(), "blocked messages are parked, not rescanned");
         // The head finishes: the next of its conversation is due again, then the one after.
         let d = || Disposition::Delivered { provider_message_id: format!("p{}", clock.now_ms()) };
