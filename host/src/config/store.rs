@@ -1,5 +1,6 @@
 //! `store = { kind = "redb", path = "..." }` (the default) or
-//! `store = { kind = "postgres", url = "env:DATABASE_URL", pool_size = 16 }`.
+//! `store = { kind = "postgres", url = "env:DATABASE_URL", pool_size = 16, ca_file = "..." }`
+//! (`ca_file`: extra trusted roots, PEM, for a URL with `sslmode=require`).
 //!
 //! The PostgreSQL URL is a [`SecretRef`] like any other secret: it usually carries a password,
 //! so it is read from the environment or a file at start and never printed.
@@ -15,11 +16,11 @@ pub enum StoreConfig {
     #[default]
     RedbDefault,
     Redb { path: PathBuf },
-    Postgres { url: SecretRef, pool_size: usize },
+    Postgres { url: SecretRef, pool_size: usize, ca_file: Option<PathBuf> },
 }
 
 const REDB_KEYS: &[&str] = &["kind", "path"];
-const PG_KEYS: &[&str] = &["kind", "url", "pool_size"];
+const PG_KEYS: &[&str] = &["kind", "url", "pool_size", "ca_file"];
 pub(super) const DEFAULT_POOL_SIZE: usize = 16;
 
 pub(super) fn parse(w: &mut Walker, t: &toml::Table) -> StoreConfig {
@@ -51,7 +52,14 @@ pub(super) fn parse(w: &mut Walker, t: &toml::Table) -> StoreConfig {
                 }
             };
             let pool_size = w.int(st, p, "pool_size", 1, 1_000).map_or(DEFAULT_POOL_SIZE, |v| v as usize);
-            url.map_or(StoreConfig::default(), |url| StoreConfig::Postgres { url, pool_size })
+            let ca_file = match w.string(st, p, "ca_file") {
+                Some(path) if path.is_empty() => {
+                    w.issue("store.ca_file", "is empty; leave it out to trust only the public roots");
+                    None
+                }
+                path => path.map(PathBuf::from),
+            };
+            url.map_or(StoreConfig::default(), |url| StoreConfig::Postgres { url, pool_size, ca_file })
         }
         Some(other) => {
             w.issue("store.kind", format!("unknown store kind `{other}`; use \"redb\" or \"postgres\""));
@@ -64,8 +72,9 @@ pub(super) fn parse(w: &mut Walker, t: &toml::Table) -> StoreConfig {
 impl StoreConfig {
     /// Relative redb paths in a config file are relative to the file.
     pub(super) fn rebase(&mut self, base: &Path) {
-        if let StoreConfig::Redb { path } = self {
-            *path = base.join(&*path);
+        match self {
+            StoreConfig::Redb { path } | StoreConfig::Postgres { ca_file: Some(path), .. } => *path = base.join(&*path),
+            _ => {}
         }
     }
 
@@ -74,9 +83,11 @@ impl StoreConfig {
         Ok(match self {
             StoreConfig::RedbDefault => StoreLocation::Redb { path: data_dir.join("switchboard.redb") },
             StoreConfig::Redb { path } => StoreLocation::Redb { path: path.clone() },
-            StoreConfig::Postgres { url, pool_size } => {
-                StoreLocation::Postgres { url: url.resolve()?.expose().to_string(), pool_size: *pool_size }
-            }
+            StoreConfig::Postgres { url, pool_size, ca_file } => StoreLocation::Postgres {
+                url: url.resolve()?.expose().to_string(),
+                pool_size: *pool_size,
+                ca_file: ca_file.clone(),
+            },
         })
     }
 }
@@ -96,7 +107,9 @@ mod tests {
         assert_eq!(store_of("store = { kind = \"redb\" }").unwrap(), StoreConfig::RedbDefault);
         assert_eq!(store_of("store = { kind = \"redb\", path = \"/x/s.redb\" }").unwrap(), StoreConfig::Redb { path: "/x/s.redb".into() });
         let pg = store_of("store = { kind = \"postgres\", url = \"env:DATABASE_URL\", pool_size = 4 }").unwrap();
-        assert_eq!(pg, StoreConfig::Postgres { url: SecretRef::Env("DATABASE_URL".into()), pool_size: 4 });
+        assert_eq!(pg, StoreConfig::Postgres { url: SecretRef::Env("DATABASE_URL".into()), pool_size: 4, ca_file: None });
+        let tls = store_of("store = { kind = \"postgres\", url = \"env:DATABASE_URL\", ca_file = \"/etc/pg-ca.pem\" }").unwrap();
+        assert!(matches!(tls, StoreConfig::Postgres { ca_file: Some(p), .. } if p == Path::new("/etc/pg-ca.pem")));
         let loc = Config::default().store.location(Path::new("/d")).unwrap();
         assert_eq!(loc, StoreLocation::Redb { path: "/d/switchboard.redb".into() });
     }
@@ -112,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_password_in_the_url_never_reaches_debug_output() {
-        let loc = StoreLocation::Postgres { url: "postgres://sb:hunter2@db/sb".into(), pool_size: 2 };
+        let loc = StoreLocation::Postgres { url: "postgres://sb:hunter2@db/sb".into(), pool_size: 2, ca_file: None };
         let shown = format!("{loc:?}");
         assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
     }

@@ -80,16 +80,19 @@ pub enum StoreLocation {
     /// A PostgreSQL database shared by every daemon pointed at it. `url` is the resolved
     /// connection string (it may hold a password: print it only through [`StoreLocation`]'s
     /// `Debug`, which masks it).
-    Postgres { url: String, pool_size: usize },
+    Postgres { url: String, pool_size: usize, ca_file: Option<PathBuf> },
 }
 
 impl std::fmt::Debug for StoreLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreLocation::Redb { path } => f.debug_struct("Redb").field("path", path).finish(),
-            StoreLocation::Postgres { url, pool_size } => {
-                f.debug_struct("Postgres").field("url", &mask_password(url)).field("pool_size", pool_size).finish()
-            }
+            StoreLocation::Postgres { url, pool_size, ca_file } => f
+                .debug_struct("Postgres")
+                .field("url", &mask_password(url))
+                .field("pool_size", pool_size)
+                .field("ca_file", ca_file)
+                .finish(),
         }
     }
 }
@@ -136,8 +139,8 @@ impl Store {
     pub async fn connect(location: &StoreLocation, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
         match location {
             StoreLocation::Redb { path } => Self::open(path, clock, opts),
-            StoreLocation::Postgres { url, pool_size } => {
-                let backend = postgres::PgStore::connect(url, *pool_size, clock.clone(), opts).await?;
+            StoreLocation::Postgres { url, pool_size, ca_file } => {
+                let backend = postgres::PgStore::connect(url, *pool_size, ca_file.as_deref(), clock.clone(), opts).await?;
                 Ok(Self { backend: Arc::new(backend), clock })
             }
         }

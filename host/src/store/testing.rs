@@ -55,7 +55,7 @@ impl TestStore {
             TestStore::Postgres { url, schema } => {
                 let mut config: tokio_postgres::Config = url.parse().expect("valid SWITCHBOARD_TEST_PG_URL");
                 config.options(format!("-c search_path={schema}"));
-                let pg = PgStore::connect_config(config, 4, clock.clone(), opts).await.expect("connect postgres");
+                let pg = PgStore::connect_config(config, None, 4, clock.clone(), opts).await.expect("connect postgres");
                 Store::from_backend(Arc::new(pg), clock)
             }
         }

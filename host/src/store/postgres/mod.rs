@@ -27,12 +27,15 @@ mod ops;
 mod outbox;
 mod push;
 mod schema;
+mod tls;
 mod tools;
 
 use crate::clock::SharedClock;
 use crate::store::{CommitObserver, StoreError, StoreOptions};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::path::Path;
 use std::sync::Arc;
+use tls::Connector;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
@@ -50,6 +53,7 @@ pub struct PgStore {
     instance: String,
     /// For the one-off connection `close` checks with.
     config: tokio_postgres::Config,
+    connector: Connector,
     clock: SharedClock,
     opts: Arc<StoreOptions>,
     batch: batch::Batcher,
@@ -128,22 +132,42 @@ pub(crate) async fn next_token(tx: &Tx<'_>) -> Result<u64, StoreError> {
 
 impl PgStore {
     /// Connects to `url` (a `postgres://` URL or a key=value string), with up to `pool_size`
-    /// connections, and migrates the schema.
-    pub async fn connect(url: &str, pool_size: usize, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
+    /// connections, and migrates the schema. With `sslmode=require` in `url` the connections
+    /// use TLS, verified against the Mozilla roots and `ca_file` (see [`tls`]).
+    pub async fn connect(url: &str, pool_size: usize, ca_file: Option<&Path>, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| StoreError::Postgres(format!("invalid connection string: {e}")))?;
-        Self::connect_config(config, pool_size, clock, opts).await
+        let connector = Connector::for_config(&config, ca_file)?;
+        Self::connect_with(config, connector, pool_size, clock, opts).await
     }
 
-    pub async fn connect_config(
+    /// [`Self::connect`] with a parsed config (tests set options on it).
+    #[cfg(test)]
+    pub(crate) async fn connect_config(
+        config: tokio_postgres::Config,
+        ca_file: Option<&Path>,
+        pool_size: usize,
+        clock: SharedClock,
+        opts: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let connector = Connector::for_config(&config, ca_file)?;
+        Self::connect_with(config, connector, pool_size, clock, opts).await
+    }
+
+    async fn connect_with(
         mut config: tokio_postgres::Config,
+        connector: Connector,
         pool_size: usize,
         clock: SharedClock,
         opts: StoreOptions,
     ) -> Result<Self, StoreError> {
         let instance = uuid::Uuid::now_v7().simple().to_string();
         config.application_name(format!("{APP_PREFIX}{instance}"));
-        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match &connector {
+            Connector::Plain => Manager::from_config(config.clone(), NoTls, manager_config),
+            Connector::Tls(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(2))
             .build()
@@ -153,7 +177,7 @@ impl PgStore {
             schema::migrate(&mut c).await?;
         }
         let batch = batch::Batcher::start(pool.clone(), opts.max_batch);
-        Ok(Self { pool, instance, config, clock, opts: Arc::new(opts), batch })
+        Ok(Self { pool, instance, config, connector, clock, opts: Arc::new(opts), batch })
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -189,8 +213,11 @@ impl PgStore {
         // synchronous with our drop, and a daemon starting right after would still see it.
         let mut config = self.config.clone();
         config.application_name("switchboard-closing");
-        let Ok((client, conn)) = config.connect(NoTls).await else { return };
-        let task = tokio::spawn(conn);
+        let client = match &self.connector {
+            Connector::Plain => config.connect(NoTls).await.map(|(client, conn)| (client, tokio::spawn(conn))),
+            Connector::Tls(tls) => config.connect(tls.clone()).await.map(|(client, conn)| (client, tokio::spawn(conn))),
+        };
+        let Ok((client, task)) = client else { return };
         let me = format!("{APP_PREFIX}{}", self.instance);
         for _ in 0..400 {
             match client.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&me]).await {
