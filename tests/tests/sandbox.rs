@@ -270,6 +270,50 @@ async fn kv_is_per_account_when_the_plugin_asks() {
     }
 }
 
+/// An instance whose call ended cleanly serves its own account's next call (warm reuse), and
+/// nothing else: another account gets its own, any failure drops it, a reload drops them all.
+#[tokio::test]
+async fn a_warm_instance_serves_only_its_own_account_and_never_after_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    install_plugin(&plugins_dir(), "whatsapp-cloud", &plugins);
+    install_plugin(&guests_dir(), "hostile", &plugins);
+    let mock = MockProvider::start().await;
+    let second = "\n[accounts.evil-two]\nplugin = \"hostile\"\nsecrets = { app_secret = \"s2\", token = \"t2\" }\n";
+    let cfg = config(dir.path(), &plugins, &mock.base_url(), "http://127.0.0.1:9")
+        + second
+        + &format!("settings = {{ api_base = \"{}\" }}\nallowed_hosts = [\"{}\"]\n", mock.base_url(), mock.base_url());
+    let d = TestDaemon::start_with(Config::parse(&cfg, "test").unwrap(), ManualClock::new(T0)).await;
+    let s = Sandbox { d, mock, _dir: dir };
+
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 1");
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 2", "the account's next call reuses the instance");
+    assert_eq!(s.probe_on("evil-two", "calls").await, "calls 1", "another account never gets it");
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 3");
+    let app = s.d.daemon.app();
+    let (running, parked) = app.runtime.instance_counts();
+    assert!(parked >= 2, "one per account: {parked}");
+    assert_eq!(running, 0, "a parked instance does not keep the epoch ticker awake");
+
+    // A failed call drops its instance: the next one starts fresh, and works.
+    let (r, _) = s.hostile("recurse").await;
+    assert!(matches!(r, Err(CallError::StackOverflow)), "{r:?}");
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 1", "nothing carries over from a trap");
+    let (r, _) = s.hostile("huge").await;
+    assert!(matches!(&r, Err(CallError::OutputTooLarge(_))), "{r:?}");
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 1", "nor from a refused result");
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 2");
+
+    // A reload of the plugin (new bytes) discards parked instances of the old version.
+    let wasm = s._dir.path().join("plugins/hostile.wasm");
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    bytes.extend_from_slice(b"\x00\x0a\x06reload\x00\x00\x00"); // a custom section: same code, new digest
+    std::fs::write(&wasm, bytes).unwrap();
+    app.runtime.reload(&wasm).await.expect("reloads");
+    assert_eq!(s.probe_on("evil", "calls").await, "calls 1", "the new version starts fresh");
+    s.d.stop().await;
+}
+
 #[tokio::test]
 async fn a_response_body_over_the_limit_reaches_the_plugin_as_too_large() {
     // A provider answering 2 MiB; the host caps bodies at 1 MiB.

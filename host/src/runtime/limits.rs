@@ -83,6 +83,8 @@ impl RuntimeOptions {
 pub(crate) struct CallLimiter {
     inner: StoreLimits,
     pub memory_refused: bool,
+    /// The largest linear memory granted so far (whether the instance may be parked).
+    pub largest_memory: usize,
 }
 
 impl CallLimiter {
@@ -94,7 +96,7 @@ impl CallLimiter {
             .tables(MAX_TABLES_PER_CALL)
             .memories(MAX_MEMORIES_PER_CALL)
             .build();
-        Self { inner, memory_refused: false }
+        Self { inner, memory_refused: false, largest_memory: 0 }
     }
 }
 
@@ -102,6 +104,9 @@ impl ResourceLimiter for CallLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = self.inner.memory_growing(current, desired, maximum)?;
         self.memory_refused |= !ok;
+        if ok {
+            self.largest_memory = self.largest_memory.max(desired);
+        }
         Ok(ok)
     }
 

@@ -50,6 +50,9 @@ impl Runtime {
                     plugin.counters.reloaded(true);
                 }
                 plugins.insert(name, Arc::new(plugin));
+                drop(plugins);
+                // Parked instances of the old version would only be found stale one by one.
+                self.warm.clear();
                 Ok(Loaded::Swapped)
             }
             Err(reason) => {

@@ -1,9 +1,12 @@
 //! The plugin runtime: the only module that touches wasmtime.
 //!
 //! One [`Engine`] (pooling allocator, epoch interruption, compiled-code cache) for the daemon.
-//! Each plugin is compiled once into an `InstancePre`; every call gets a **fresh `Store` and
-//! instance**, so no state leaks between calls or accounts, and a trap poisons nothing. The
-//! pooling allocator makes that cheap (a slot reuse, not an mmap).
+//! Each plugin is compiled once into an `InstancePre`; a call gets a `Store` and instance of
+//! its own, never shared with another account or plugin version, and a trap poisons nothing:
+//! the instance it happened in is dropped. The hot channel calls (`receive`, `deliver`) hand a
+//! cleanly finished instance back for that account's next call ([`warm`]: a bounded number of
+//! uses, memory and idle instances); every other call, and any call after a failure, starts
+//! fresh. The pooling allocator makes fresh instances cheap too (a slot reuse, not an mmap).
 //!
 //! Per call: a guest-time deadline (epochs; time in host imports excluded), a wall-clock cap,
 //! a memory cap and instance/table/memory counts ([`limits`]). A call that hits one fails
@@ -26,6 +29,7 @@ pub mod limits;
 mod load;
 pub mod manifest;
 pub mod watch;
+mod warm;
 mod wasi;
 
 use crate::accounts::AccountCtx;
@@ -151,6 +155,8 @@ pub struct Runtime {
     /// One load at a time: loads compile off the hot path, but two of the same file must not race.
     loading: tokio::sync::Mutex<()>,
     ticker: Arc<Ticker>,
+    /// Instances parked between calls of one account ([`warm`]).
+    warm: warm::WarmPool,
 }
 
 /// Advances the engine's epoch (the clock of guest deadlines) every [`EPOCH_TICK`] while any
@@ -228,7 +234,8 @@ pub(crate) struct HostState {
     /// Time spent inside host imports, excluded from the guest's deadline.
     host_time: Duration,
     budget: Duration,
-    _ticking: Ticking,
+    /// Keeps the epoch advancing while the store is in use (`None` while it is parked).
+    ticking: Option<Ticking>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -297,6 +304,7 @@ impl Runtime {
             load_errors: RwLock::default(),
             loading: tokio::sync::Mutex::new(()),
             ticker,
+            warm: warm::WarmPool::default(),
         })
     }
 
@@ -392,8 +400,10 @@ impl Runtime {
         req: HttpRequest,
     ) -> Result<Result<Vec<InboundEvent>, String>, CallError> {
         let req = convert::request_to_wit(req);
-        let mut call = self.begin(account).await?;
-        call.parse_inbound(&req).await
+        let mut call = self.begin_warm(account).await?;
+        let r = call.parse_inbound(&req).await?;
+        self.park(call);
+        Ok(r)
     }
 
     /// One verified webhook delivery: the plugin's `handshake` (a signed challenge such as
@@ -403,22 +413,26 @@ impl Runtime {
     /// gets the full guest-time budget.
     pub async fn receive(&self, account: &Arc<AccountCtx>, req: HttpRequest) -> Result<Received, CallError> {
         let req = convert::request_to_wit(req);
-        let mut call = self.begin(account).await?;
+        let mut call = self.begin_warm(account).await?;
         let r = call.run(|s, c| c.call_handshake(s, &req)).await;
         if let Some(answer) = call.finish(r)? {
             call.check(convert::check_response(&answer))?;
+            self.park(call);
             return Ok(Received::Answered(convert::response_from_wit(answer)));
         }
         call.rearm();
-        Ok(Received::Parsed(call.parse_inbound(&req).await?))
+        let parsed = call.parse_inbound(&req).await?;
+        self.park(call);
+        Ok(Received::Parsed(parsed))
     }
 
     pub async fn deliver(&self, account: &Arc<AccountCtx>, msg: convert::Outbound<'_>) -> Result<DeliveryOutcome, CallError> {
         let msg = convert::outbound_to_wit(msg);
-        let mut call = self.begin(account).await?;
+        let mut call = self.begin_warm(account).await?;
         let r = call.run(|s, c| c.call_deliver(s, &msg)).await;
         let outcome = call.finish(r)?;
         call.check(convert::check_outcome(&outcome))?;
+        self.park(call);
         Ok(convert::outcome_from_wit(outcome))
     }
 
@@ -440,16 +454,51 @@ impl Runtime {
         })
     }
 
+    /// An instance of the account's plugin as it is loaded now: one this account's earlier
+    /// call parked ([`warm`]), re-armed like new, else a fresh one. Pair with [`Runtime::park`].
+    async fn begin_warm(&self, account: &Arc<AccountCtx>) -> Result<Call, CallError> {
+        let plugin = self.plugin(&account.plugin).ok_or_else(|| CallError::NotLoaded(account.plugin.clone()))?;
+        match self.warm.take(&plugin, account) {
+            Some(mut call) => {
+                plugin.counters.call();
+                call.uses += 1;
+                let state = call.store.data_mut();
+                state.ticking = Some(self.ticker.enter());
+                state.stderr.clear();
+                state.limiter.memory_refused = false;
+                call.rearm();
+                Ok(call)
+            }
+            None => self.instantiate(plugin, account).await,
+        }
+    }
+
+    /// Instances in a call now (each keeps the epoch ticking), and instances parked between
+    /// calls (which do not).
+    pub fn instance_counts(&self) -> (usize, usize) {
+        (self.ticker.active.load(Ordering::SeqCst), self.warm.len())
+    }
+
+    /// Hands an instance whose call ended cleanly back for the account's next call.
+    fn park(&self, mut call: Call) {
+        call.store.data_mut().ticking = None;
+        self.warm.put(call);
+    }
+
     /// A fresh instance of the account's plugin, as it is loaded now.
     async fn begin(&self, account: &Arc<AccountCtx>) -> Result<Call, CallError> {
         let plugin = self.plugin(&account.plugin).ok_or_else(|| CallError::NotLoaded(account.plugin.clone()))?;
+        self.instantiate(plugin, account).await
+    }
+
+    async fn instantiate(&self, plugin: Arc<LoadedPlugin>, account: &Arc<AccountCtx>) -> Result<Call, CallError> {
         plugin.counters.call();
         let mut store = self.new_store(&plugin, account);
         let inst = match &plugin.pre {
             Pre::Channel(pre) => pre.instantiate_async(&mut store).await.map(Instance::Channel),
             Pre::Tool(pre) => pre.instantiate_async(&mut store).await.map(Instance::Tool),
         };
-        let mut call = Call { store, plugin, inst: None };
+        let mut call = Call { store, plugin, inst: None, uses: 1 };
         match inst {
             Ok(i) => call.inst = Some(i),
             Err(e) => return Err(call.fail(e)),
@@ -530,7 +579,7 @@ fn new_store(
         started: Instant::now(),
         host_time: Duration::ZERO,
         budget: limits.call_deadline,
-        _ticking: ticker.enter(),
+        ticking: Some(ticker.enter()),
     };
     let mut store = WasmStore::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -560,6 +609,8 @@ struct Call {
     store: WasmStore<HostState>,
     plugin: Arc<LoadedPlugin>,
     inst: Option<Instance>,
+    /// Calls this instance has started ([`warm::MAX_USES`]).
+    uses: u32,
 }
 
 type Channel = bindings::channel::Guest;

@@ -118,6 +118,11 @@ impl StderrTail {
         String::from_utf8_lossy(&b).trim().to_string()
     }
 
+    /// Forgets what an earlier call wrote (an instance reused for the next call).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     fn push(&self, bytes: &[u8]) {
         let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let room = STDERR_TAIL.saturating_sub(b.len());

@@ -66,6 +66,12 @@ pub use serde_json;
 /// The trait a channel plugin implements: the `channel` interface of the WIT, with a default
 /// for what most channels do not need (`poll`: only polled providers such as Telegram's
 /// `getUpdates` implement it).
+///
+/// Every call is a fresh start as far as correctness goes, but not necessarily a fresh
+/// instance: the host may run the same account's next `handshake`/`parse_inbound`/`deliver`
+/// on an instance whose last call finished cleanly (never another account's, never after a
+/// trap). Globals may therefore survive between calls; use them only as a cache, and keep
+/// anything that must last in the host's kv.
 pub trait Channel {
     fn describe() -> ChannelInfo;
     /// A provider's handshake (GET subscription checks, signed POST challenges such as Slack's

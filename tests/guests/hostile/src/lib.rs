@@ -4,16 +4,21 @@
 //! `alloc`, `recurse`, `huge`, `fs`, `clock`) fail the call; probes (`fetch URL`,
 //! `secret NAME...`, `kv-get KEY...`, `kv-set KEY VALUE`, `env`) report what the plugin saw as
 //! a `permanent` failure with code `probe`, so the test can read it from the outcome.
-//! `spin N` and `now-ms N` do N units of guest work or host-import calls and succeed (for
+//! `calls` reports how many `deliver` calls this instance has served (whether the host reused
+//! it). `spin N` and `now-ms N` do N units of guest work or host-import calls and succeed (for
 //! `host/benches/plugin.rs`).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_sdk::{
     Channel, ChannelInfo, DeliveryOutcome, Failure, HttpError, HttpRequest, HttpResponse, InboundEvent, MessageBody,
     OutboundMessage, ParseError, imports,
 };
 
 struct Hostile;
+
+/// `deliver` calls this instance has served: state a reused instance keeps.
+static DELIVERIES: AtomicU64 = AtomicU64::new(0);
 
 fn probe(seen: String) -> DeliveryOutcome {
     DeliveryOutcome::Permanent(Failure::new("probe", seen))
@@ -46,6 +51,7 @@ impl Channel for Hostile {
     }
 
     fn deliver(message: OutboundMessage) -> DeliveryOutcome {
+        let served = DELIVERIES.fetch_add(1, Ordering::Relaxed) + 1;
         let MessageBody::Text(text) = &message.body else {
             return DeliveryOutcome::Delivered("hostile-ok".into());
         };
@@ -88,6 +94,7 @@ impl Channel for Hostile {
                 Ok(b) => probe(format!("read {} bytes", b.len())),
                 Err(e) => probe(format!("fs error: {e}")),
             },
+            "calls" => probe(format!("calls {served}")),
             "clock" => probe(format!("{:?}", std::time::SystemTime::now())),
             "env" => probe(format!("{:?}", std::env::vars().collect::<Vec<_>>())),
             "fetch" => {
