@@ -2,11 +2,14 @@
 //! bundled plugins and the test guest first, into a temp dir).
 //!
 //! - `fresh/*`: a new `Store` + instance from the plugin's `InstancePre` and one `describe`:
-//!   the fixed price of every daemon call (the daemon never reuses an instance).
+//!   the price of a call that finds no instance its account parked (`runtime/warm.rs`).
 //! - `warm/describe`: the same call on an instance kept alive: the call alone, with the lifting
 //!   of `describe`'s record (four strings and a list).
 //! - `warm/handshake/{0B,1024B}`: `handshake` of a webhook POST on a live instance (the plugin
 //!   answers none): the webhook path's call, with the request lowered into guest memory.
+//! - `warm/parse-inbound/whatsapp-1KiB`: `parse-inbound` of `bench`'s 1 KiB WhatsApp text
+//!   webhook on a live instance, with the host's checks and event conversion: the guest's
+//!   JSON work per webhook.
 //! - `import/now-ms/{0,1000}`: one `deliver` whose guest calls the `now-ms` host import N
 //!   times; (t(1000) - t(0)) / 1000 is the price of one host import.
 //! - `epochs/{on,off}/spin`: a guest loop of 10^6 iterations with and without epoch
@@ -58,6 +61,18 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let req = switchboard::runtime::bench::Webhook::with_body(whatsapp_webhook());
+    g.bench_function("warm/parse-inbound/whatsapp-1KiB", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = std::time::Instant::now();
+                for _ in 0..iters {
+                    assert_eq!(warm.parse_inbound(&req).await, 1);
+                }
+                t.elapsed()
+            })
+        })
+    });
     drop(warm);
 
     for n in [0u32, 1000] {
@@ -80,6 +95,20 @@ fn bench(c: &mut Criterion) {
         hostile.close().await;
         hostile_no_epochs.close().await;
     });
+}
+
+/// The load generator's webhook (`bench/src/main.rs`): one text message, ~1 KiB.
+fn whatsapp_webhook() -> Vec<u8> {
+    let text = format!("load test message 7 {}", "x".repeat(560));
+    format!(
+        concat!(
+            r#"{{"entry":[{{"changes":[{{"field":"messages","value":{{"contacts":[{{"profile":{{"name":"Load Test"}},"wa_id":"16500000007"}}],"#,
+            r#""messages":[{{"from":"16500000007","id":"wamid.BENCH0000000000000007","text":{{"body":"{}"}},"timestamp":"1749416383","type":"text"}}],"#,
+            r#""messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}}}}}}],"id":"102290129340398"}}],"object":"whatsapp_business_account"}}"#
+        ),
+        text
+    )
+    .into_bytes()
 }
 
 criterion_group!(benches, bench);

@@ -41,8 +41,8 @@ impl PluginBench {
         describe(&mut call).await;
     }
 
-    /// One instance kept for repeated calls (the daemon never does this; it prices the call
-    /// itself apart from instantiation).
+    /// One instance kept for repeated calls: the call itself apart from instantiation (what a
+    /// webhook pays on an instance its account parked, `runtime/warm.rs`).
     pub async fn warm(&self) -> Warm {
         Warm(self.runtime.begin(&self.account).await.expect("instantiate"))
     }
@@ -84,12 +84,17 @@ pub struct Webhook(super::bindings::wit::HttpRequest);
 impl Webhook {
     /// A signed-looking JSON POST with a `body_bytes`-byte body.
     pub fn post(body_bytes: usize) -> Self {
+        Self::with_body(vec![b'x'; body_bytes])
+    }
+
+    /// A signed-looking JSON POST of `body`.
+    pub fn with_body(body: Vec<u8>) -> Self {
         let headers = [("content-type", "application/json"), ("x-hub-signature-256", "sha256=00"), ("user-agent", "facebookexternalua")];
         Self(super::convert::request_to_wit(crate::model::HttpRequest {
             method: "POST".into(),
             url: "/webhooks/bench".into(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            body: vec![b'x'; body_bytes],
+            body,
             timeout_ms: None,
         }))
     }
@@ -103,6 +108,13 @@ impl Warm {
         let Some(Instance::Channel(i)) = &self.0.inst else { unreachable!("a channel plugin") };
         let answer = i.switchboard_plugin_channel().call_handshake(&mut self.0.store, &req.0).await.expect("handshake");
         assert!(answer.is_none(), "a POST is no handshake");
+    }
+
+    /// `parse-inbound` of a webhook with the host's checks and conversion of the events: the
+    /// webhook path's second call. Returns the number of events.
+    pub async fn parse_inbound(&mut self, req: &Webhook) -> usize {
+        self.0.rearm();
+        self.0.parse_inbound(&req.0).await.expect("call").expect("parses").len()
     }
 
     /// One call with a fresh guest-time budget (as [`super::Runtime::receive`] gives its

@@ -136,6 +136,15 @@ enum Pre {
     Tool(AgentToolPre<HostState>),
 }
 
+impl Pre {
+    async fn instantiate(&self, store: &mut WasmStore<HostState>) -> wasmtime::Result<Instance> {
+        match self {
+            Pre::Channel(pre) => pre.instantiate_async(store).await.map(Instance::Channel),
+            Pre::Tool(pre) => pre.instantiate_async(store).await.map(Instance::Tool),
+        }
+    }
+}
+
 /// One fresh instance, by world.
 enum Instance {
     Channel(ChannelAdapter),
@@ -494,10 +503,13 @@ impl Runtime {
     async fn instantiate(&self, plugin: Arc<LoadedPlugin>, account: &Arc<AccountCtx>) -> Result<Call, CallError> {
         plugin.counters.call();
         let mut store = self.new_store(&plugin, account);
-        let inst = match &plugin.pre {
-            Pre::Channel(pre) => pre.instantiate_async(&mut store).await.map(Instance::Channel),
-            Pre::Tool(pre) => pre.instantiate_async(&mut store).await.map(Instance::Tool),
-        };
+        let mut inst = plugin.pre.instantiate(&mut store).await;
+        if inst.is_err() && self.warm.len() > 0 {
+            // Most likely the allocator's pool is full: parked instances give way to calls.
+            self.warm.clear();
+            store = self.new_store(&plugin, account);
+            inst = plugin.pre.instantiate(&mut store).await;
+        }
         let mut call = Call { store, plugin, inst: None, uses: 1 };
         match inst {
             Ok(i) => call.inst = Some(i),

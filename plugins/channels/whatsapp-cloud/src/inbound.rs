@@ -12,14 +12,25 @@ use switchboard_sdk::{DeliveryState, EventKind, Failure, InboundEvent, ParseErro
 
 use crate::errors;
 
+pub(crate) mod fast;
+
 /// The only `object` this channel accepts.
 pub const OBJECT: &str = "whatsapp_business_account";
 
 /// Media message types; each carries `{id, mime_type, sha256, caption?, ...}` under its type.
 pub const MEDIA_TYPES: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
 
-/// Parses a verified webhook body into events, in delivery order.
+/// Parses a verified webhook body into events, in delivery order: the common shape without a
+/// JSON tree ([`fast`]), anything else by [`parse_general`].
 pub fn parse(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+    match fast::parse(body) {
+        Some(events) => Ok(events),
+        None => parse_general(body),
+    }
+}
+
+/// Parses any body through a `serde_json::Value`: every shape, every error.
+pub fn parse_general(body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError::Malformed(format!("body is not JSON: {e}")))?;
     let root = root
@@ -84,7 +95,7 @@ fn parse_change(entry_id: &str, change: &Value, events: &mut Vec<InboundEvent>) 
         events.push(unsupported_hashed(account_key, change));
     }
 
-    let contacts = contact_names(value);
+    let contacts = value.get("contacts").map_or_else(Vec::new, contact_names);
     for msg in messages.and_then(Value::as_array).into_iter().flatten() {
         events.push(message_event(msg, &contacts));
     }
@@ -94,10 +105,9 @@ fn parse_change(entry_id: &str, change: &Value, events: &mut Vec<InboundEvent>) 
 }
 
 /// `wa_id` → profile name, from `value.contacts`.
-fn contact_names(value: &Map<String, Value>) -> Vec<(String, String)> {
-    value
-        .get("contacts")
-        .and_then(Value::as_array)
+fn contact_names(contacts: &Value) -> Vec<(String, String)> {
+    contacts
+        .as_array()
         .into_iter()
         .flatten()
         .filter_map(|c| {
@@ -327,7 +337,11 @@ fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Meta timestamps are Unix seconds as strings (numbers are accepted too).
 fn timestamp_ms(v: &Value) -> Option<u64> {
-    let secs = match v.get("timestamp")? {
+    timestamp_of(v.get("timestamp")?)
+}
+
+fn timestamp_of(timestamp: &Value) -> Option<u64> {
+    let secs = match timestamp {
         Value::String(s) => s.trim().parse::<u64>().ok()?,
         Value::Number(n) => n.as_u64()?,
         _ => return None,

@@ -621,3 +621,127 @@ proptest! {
     }
 }
 }
+
+// ---- The fast path and the general parser agree ----
+
+mod fast_path {
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use switchboard_sdk::InboundEvent;
+
+use super::super::{fixture, fixture_json};
+use crate::inbound::{fast, parse_general};
+
+/// The same events, payloads compared as JSON values (the fast path's `raw` is the provider's
+/// own bytes, the general parser's a reprint of them).
+fn same(fast: &[InboundEvent], general: &[InboundEvent]) -> Result<(), String> {
+    let norm = |events: &[InboundEvent]| -> Vec<(InboundEvent, Value)> {
+        events
+            .iter()
+            .map(|e| (InboundEvent { payload: String::new(), ..e.clone() }, serde_json::from_str(&e.payload).unwrap()))
+            .collect()
+    };
+    let (f, g) = (norm(fast), norm(general));
+    if f == g { Ok(()) } else { Err(format!("fast {f:#?}\ngeneral {g:#?}")) }
+}
+
+fn check(body: &[u8]) -> Result<bool, String> {
+    match fast::parse(body) {
+        Some(events) => {
+            let general = parse_general(body).map_err(|e| format!("fast path accepted what the general parser refuses: {e:?}"))?;
+            same(&events, &general).map(|()| true)
+        }
+        None => Ok(false),
+    }
+}
+
+#[test]
+fn common_deliveries_take_the_fast_path_with_the_same_events() {
+    for name in ["text.json", "multi.json", "image.json", "reaction.json", "status_sent.json", "status_failed.json", "button.json"] {
+        assert_eq!(check(&fixture(name)), Ok(true), "{name}");
+    }
+    // Odd shapes are left to the general parser.
+    for name in ["location_unsupported.json"] {
+        check(&fixture(name)).unwrap();
+    }
+    let mut v = fixture_json("text.json");
+    v["entry"][0]["changes"][0]["value"]["errors"] = json!([{"code": 1}]);
+    assert_eq!(check(v.to_string().as_bytes()), Ok(false), "value-level errors");
+    v["entry"][0]["changes"][0]["value"]["errors"] = Value::Null;
+    assert_eq!(check(v.to_string().as_bytes()), Ok(true), "a null `errors` is no error");
+    v["entry"][0]["changes"][0]["value"]["messages"] = Value::Null;
+    assert_eq!(check(v.to_string().as_bytes()), Ok(false), "a null list");
+}
+
+/// A field of a message: absent, or a value of any JSON type.
+fn arb_field(strings: &'static [&'static str]) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        prop::sample::select(strings).prop_map(|s| Some(json!(s))),
+        any::<u32>().prop_map(|n| Some(json!(n))),
+        Just(Some(json!({"body": "hi \"there\"\n\u{1F600}"}))),
+        Just(Some(json!({"body": 7}))),
+        Just(Some(json!({"message_id": "wamid.X", "from": "1"}))),
+        Just(Some(json!([]))),
+    ]
+}
+
+fn arb_message() -> impl Strategy<Value = Value> {
+    (
+        arb_field(&["16505551234", "", "1 650"]),
+        arb_field(&["wamid.A", "", "wamid.\\u0041"]),
+        arb_field(&["text", "image", "reaction", "location"]),
+        arb_field(&["x"]),
+        arb_field(&["1749416383", " 12 ", "-1", "nope"]),
+        arb_field(&["ctx"]),
+    )
+        .prop_map(|(from, id, kind, text, timestamp, context)| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in [("from", from), ("id", id), ("type", kind), ("text", text), ("timestamp", timestamp), ("context", context)] {
+                if let Some(v) = v {
+                    m.insert(k.into(), v);
+                }
+            }
+            Value::Object(m)
+        })
+}
+
+proptest! {
+    #[test]
+    fn fast_and_general_agree_on_any_message(
+        messages in prop::collection::vec(arb_message(), 0..4),
+        statuses in prop::option::of(prop::collection::vec(arb_field(&["sent", "x"]), 0..2)),
+        contacts in arb_field(&["c"]),
+        wa_id in prop::sample::select(&["16505551234", "other"][..]),
+    ) {
+        let mut v = fixture_json("text.json");
+        let value = &mut v["entry"][0]["changes"][0]["value"];
+        value["messages"] = Value::Array(messages);
+        if let Some(s) = statuses {
+            value["statuses"] = Value::Array(s.into_iter().map(|s| json!({"id": "wamid.S", "status": s, "recipient_id": "1"})).collect());
+        }
+        match contacts {
+            Some(Value::String(_)) => value["contacts"] = json!([{"wa_id": wa_id, "profile": {"name": "N"}}, {"wa_id": "2", "profile": {"name": "M"}}]),
+            Some(c) => value["contacts"] = c,
+            None => { value.as_object_mut().unwrap().remove("contacts"); }
+        }
+        check(v.to_string().as_bytes()).map_err(TestCaseError::fail)?;
+        // The same JSON with a key duplicated or spaces around: never accepted differently.
+        let spaced = serde_json::to_string_pretty(&v).unwrap();
+        check(spaced.as_bytes()).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn fast_and_general_agree_on_mangled_fixtures(
+        name in prop::sample::select(&["text.json", "multi.json", "status_failed.json", "reaction.json"][..]),
+        cut in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut f = fixture(&name);
+        let i = cut.index(f.len());
+        f[i] = byte;
+        check(&f).map_err(TestCaseError::fail)?;
+    }
+}
+}
