@@ -18,7 +18,7 @@ fn event(n: u64) -> InboundEvent {
         text: Some("x".repeat(200)),
         timestamp_ms: None,
         status: None,
-        payload: serde_json::json!({ "type": "text" }),
+        payload: serde_json::json!({ "type": "text" }).into(),
     }
 }
 
@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
         conversation: format!("1650{:07}", n % 1_000),
         sender: Some(format!("1650{:07}", n % 1_000)),
         text: Some(format!("load test message {n} {}", "x".repeat(560))),
-        payload: serde_json::json!({ "type": "text", "text": format!("load test message {n} {}", "x".repeat(560)) }),
+        payload: serde_json::json!({ "type": "text", "text": format!("load test message {n} {}", "x".repeat(560)) }).into(),
         ..event(n)
     };
     let with_history = IngestOptions { history: Some(HistoryOptions { max_open_sessions: 5_000, ..Default::default() }), ..Default::default() };

@@ -78,7 +78,75 @@ pub struct InboundEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusUpdate>,
     /// Plugin-normalised JSON (or the raw provider JSON for `unsupported`).
-    pub payload: serde_json::Value,
+    pub payload: Payload,
+}
+
+/// An event's payload: JSON kept as the text the plugin wrote. The webhook path only checks
+/// it is JSON and the store writes it out as it is: parsing it into a tree on the request
+/// thread, printing it again on the store's writer and freeing the tree there cost more per
+/// webhook than the plugin's own parse. Reading it back (API, push) goes through a `Value`,
+/// so any serde format can carry it. Two payloads are equal when their JSON values are.
+#[derive(Clone)]
+pub struct Payload(Box<serde_json::value::RawValue>);
+
+impl Payload {
+    /// What a plugin returned: its JSON as it is, or a JSON string of the text when it is not
+    /// JSON (nothing a plugin says is dropped).
+    pub fn from_plugin(text: String) -> Self {
+        if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+            return Self::from(serde_json::Value::String(text));
+        }
+        Self(serde_json::value::RawValue::from_string(text).expect("checked just above"))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a JSON value.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("a payload is valid JSON")
+    }
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Self::from(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    fn from(v: serde_json::Value) -> Self {
+        Self(serde_json::value::to_raw_value(&v).expect("a JSON value prints"))
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.value() == other.value()
+    }
+}
+
+impl Eq for Payload {}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    /// Through a `Value`: works from any deserializer (`serde_json::from_value` included).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(d).map(Self::from)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,4 +235,31 @@ pub struct PollBatch {
     pub events: Vec<InboundEvent>,
     /// `None`: keep the current cursor.
     pub cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Payload;
+    use serde_json::json;
+
+    #[test]
+    fn a_payload_keeps_the_plugins_text_and_compares_as_json() {
+        let p = Payload::from_plugin(r#"{"b": 1, "a": [true]}"#.into());
+        assert_eq!(p.get(), r#"{"b": 1, "a": [true]}"#, "written out as the plugin wrote it");
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"b": 1, "a": [true]}"#);
+        assert_eq!(p, Payload::from(json!({"a": [true], "b": 1})), "equal as JSON values");
+        assert_ne!(p, Payload::from(json!({"a": [false], "b": 1})));
+        // Not JSON: kept as a JSON string, nothing dropped.
+        let odd = Payload::from_plugin("not json {".into());
+        assert_eq!(odd.value(), json!("not json {"));
+    }
+
+    #[test]
+    fn a_payload_reads_back_from_any_serde_source() {
+        let p = Payload::from_plugin(r#"{"x":"y"}"#.into());
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v, json!({"x": "y"}), "into a Value (push bodies, API answers)");
+        assert_eq!(serde_json::from_value::<Payload>(v).unwrap(), p, "from a Value (PostgreSQL rows)");
+        assert_eq!(serde_json::from_str::<Payload>(r#" {"x" : "y"} "#).unwrap(), p, "from text (redb rows)");
+    }
 }

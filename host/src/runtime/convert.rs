@@ -39,7 +39,7 @@ fn failure_from_wit(f: wit::Failure) -> Failure {
 }
 
 pub(super) fn event_from_wit(e: wit::InboundEvent) -> InboundEvent {
-    let payload = serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::String(e.payload));
+    let payload = crate::model::Payload::from_plugin(e.payload);
     InboundEvent {
         provider_event_id: e.provider_event_id,
         kind: match e.kind {

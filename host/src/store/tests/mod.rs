@@ -24,7 +24,7 @@ fn event(n: u8) -> InboundEvent {
         text: Some(format!("m{n}")),
         timestamp_ms: None,
         status: None,
-        payload: serde_json::Value::Null,
+        payload: serde_json::Value::Null.into(),
     }
 }
 

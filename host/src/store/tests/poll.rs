@@ -14,7 +14,7 @@ fn event(id: &str) -> InboundEvent {
         text: Some(format!("m{id}")),
         timestamp_ms: None,
         status: None,
-        payload: serde_json::json!({}),
+        payload: serde_json::json!({}).into(),
     }
 }
 

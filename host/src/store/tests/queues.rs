@@ -15,7 +15,7 @@ pub(crate) fn message(id: &str, conversation: &str) -> InboundEvent {
         text: Some(format!("text {id}")),
         timestamp_ms: None,
         status: None,
-        payload: serde_json::json!({}),
+        payload: serde_json::json!({}).into(),
     }
 }
 

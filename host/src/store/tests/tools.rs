@@ -31,7 +31,7 @@ fn reply(id: &str, sender: &str, text: &str) -> IngestRequest {
         text: Some(text.into()),
         timestamp_ms: None,
         status: None,
-        payload: serde_json::json!({}),
+        payload: serde_json::json!({}).into(),
     };
     IngestRequest { account: "a".into(), correlation_id: "x".into(), events: vec![event] }
 }

@@ -17,7 +17,7 @@ fn event(id: &str, conversation: &str) -> InboundEvent {
         text: Some(format!("text {id}")),
         timestamp_ms: None,
         status: None,
-        payload: serde_json::json!({}),
+        payload: serde_json::json!({}).into(),
     }
 }
 
