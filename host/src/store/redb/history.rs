@@ -6,7 +6,7 @@
 use crate::store::history::*;
 use super::tables::{self, HISTORY, key2};
 use super::{RedbStore, StoreError};
-use super::shared::IngestTables;
+use super::shared::HotTables;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
@@ -36,14 +36,14 @@ pub(super) struct Ring {
 }
 
 impl ConversationState {
-    pub fn load(t: &IngestTables<'_>, key: &str) -> Result<Self, StoreError> {
+    pub fn load(t: &HotTables<'_>, key: &str) -> Result<Self, StoreError> {
         Ok(match t.conversations.get(key)? {
             Some(v) => tables::decode("conversations", v.value())?,
             None => Self::default(),
         })
     }
 
-    pub fn save(&self, t: &mut IngestTables<'_>, key: &str) -> Result<(), StoreError> {
+    pub fn save(&self, t: &mut HotTables<'_>, key: &str) -> Result<(), StoreError> {
         t.conversations.insert(key, tables::encode(self).as_slice())?;
         Ok(())
     }
@@ -54,12 +54,12 @@ impl ConversationState {
 }
 
 /// Whether a message now would open a new session in this conversation.
-pub(super) fn opens_session(t: &IngestTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<bool, StoreError> {
+pub(super) fn opens_session(t: &HotTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<bool, StoreError> {
     Ok(!ConversationState::load(t, &key2(account, conversation))?.session_open(now, opts.session_timeout_ms))
 }
 
 /// Conversations of `account` active within the session timeout (counted up to `cap`).
-pub(super) fn open_sessions(t: &IngestTables<'_>, account: &str, now: u64, opts: &HistoryOptions, cap: usize) -> Result<usize, StoreError> {
+pub(super) fn open_sessions(t: &HotTables<'_>, account: &str, now: u64, opts: &HistoryOptions, cap: usize) -> Result<usize, StoreError> {
     count_open(&t.session_activity, account, now, opts, cap)
 }
 
@@ -77,7 +77,7 @@ fn count_open(
 /// Appends a message to the conversation's history (trimming it to the retention) and moves
 /// its session on, in `state` (the caller saves it, once, with its own changes).
 pub(super) fn record(
-    t: &mut IngestTables<'_>,
+    t: &mut HotTables<'_>,
     account: &str,
     conversation: &str,
     state: &mut ConversationState,
@@ -154,7 +154,7 @@ impl RedbStore {
 
 /// Whether an outbound message now would open a session in `conversation` beyond the
 /// account's cap: `Some(open sessions)` then.
-pub(super) fn refuses_session(t: &IngestTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
+pub(super) fn refuses_session(t: &HotTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
     if !opens_session(t, account, conversation, now, opts)? {
         return Ok(None);
     }
@@ -163,7 +163,7 @@ pub(super) fn refuses_session(t: &IngestTables<'_>, account: &str, conversation:
 }
 
 /// Records a message just enqueued in its conversation's history.
-pub(super) fn record_outbound(t: &mut IngestTables<'_>, row: &crate::store::OutboxRow, now: u64, opts: &HistoryOptions) -> Result<(), StoreError> {
+pub(super) fn record_outbound(t: &mut HotTables<'_>, row: &crate::store::OutboxRow, now: u64, opts: &HistoryOptions) -> Result<(), StoreError> {
     let key = key2(&row.account, &row.conversation);
     let mut state = ConversationState::load(t, &key)?;
     let entry = HistoryEntry::outbound(row.id.clone(), row.history_text(), now);

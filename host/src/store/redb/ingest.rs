@@ -5,7 +5,7 @@ use crate::store::ingest::*;
 use super::history;
 use crate::store::history::{HistoryEntry, HistoryOptions};
 use crate::store::inbox::InboxRow;
-use super::shared::{IngestTables, SharedTables};
+use super::shared::{HotTables, SharedTables};
 use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, key2};
 use super::{RedbStore, StoreError, outbox, push, tools};
 use crate::model::EventKind;
@@ -57,7 +57,7 @@ impl RedbStore {
 }
 
 /// Conversations a batch would open new sessions in (before anything is written).
-fn check_sessions(t: &IngestTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
+fn check_sessions(t: &HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
     let mut opening = std::collections::BTreeSet::new();
     for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
         let key = key2(&req.account, &e.provider_event_id);

@@ -5,7 +5,7 @@ use crate::store::outbox::*;
 use super::dlq;
 use crate::store::dlq::DeadLetter;
 use super::tables::{self, CONV_QUEUE, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, OUTBOX, OUTBOX_BY_PROVIDER, OUTBOX_DUE, key2};
-use super::shared::SharedTables;
+use super::shared::{HotTables, SharedTables};
 use super::{RedbStore, StoreError, history};
 use crate::model::{DeliveryState, StatusUpdate};
 use redb::{ReadableTable, WriteTransaction};
@@ -193,59 +193,57 @@ pub(super) fn load(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str
 }
 
 /// Queues a message (and keeps it in its conversation's history, when asked) in the batch's
-/// transaction. Everything that may refuse it is checked before anything is written.
+/// transaction, on its shared open tables. Everything that may refuse it is checked before
+/// anything is written.
 fn enqueue_in(shared: &mut SharedTables<'_>, msg: NewMessage, id: String, now: u64) -> Result<EnqueueOutcome, StoreError> {
-    shared.close();
-    if let Some(refused) = refusal(shared.txn(), &msg)? {
+    let t = shared.tables()?;
+    if let Some(refused) = refusal(t, &msg)? {
         return Ok(refused);
     }
     let history = msg.history;
     if let Some(h) = &history
-        && let Some(open) = history::refuses_session(shared.tables()?, &msg.account, &msg.conversation, now, h)?
+        && let Some(open) = history::refuses_session(t, &msg.account, &msg.conversation, now, h)?
     {
         return Ok(EnqueueOutcome::SessionLimit { open });
     }
-    shared.close();
-    let row = insert_in(shared.txn(), msg, id, now)?;
+    let row = insert_in(t, msg, id, now)?;
     if let Some(h) = &history {
-        history::record_outbound(shared.tables()?, &row, now, h)?;
+        history::record_outbound(t, &row, now, h)?;
     }
     Ok(EnqueueOutcome::Created(row))
 }
 
 /// The answer for a message that is not queued now: its idempotency key was seen, or the
 /// account's queue is full.
-fn refusal(txn: &WriteTransaction, msg: &NewMessage) -> Result<Option<EnqueueOutcome>, StoreError> {
+fn refusal(t: &HotTables<'_>, msg: &NewMessage) -> Result<Option<EnqueueOutcome>, StoreError> {
     if let Some(key) = &msg.idempotency_key {
         let existing: Option<IdemRecord> =
-            txn.open_table(IDEMPOTENCY)?.get(key.as_str())?.map(|v| tables::decode("idempotency", v.value())).transpose()?;
+            t.idempotency.get(key.as_str())?.map(|v| tables::decode("idempotency", v.value())).transpose()?;
         if let Some(rec) = existing {
             if rec.fingerprint != msg.fingerprint {
                 return Ok(Some(EnqueueOutcome::KeyConflict { id: rec.id }));
             }
-            if let Some(row) = load(&txn.open_table(OUTBOX)?, &rec.id)? {
+            if let Some(row) = load(&t.outbox, &rec.id)? {
                 return Ok(Some(EnqueueOutcome::Existing(row)));
             }
         }
     }
-    let queued = tables::read_counter(txn, &queued_key(&msg.account))?;
+    let queued = t.read_counter(&queued_key(&msg.account))?;
     Ok((queued >= msg.max_queued).then_some(EnqueueOutcome::QueueFull { queued }))
 }
 
-fn insert_in(txn: &WriteTransaction, msg: NewMessage, id: String, now: u64) -> Result<OutboxRow, StoreError> {
-    let mut outbox = txn.open_table(OUTBOX)?;
-    let mut idem = txn.open_table(IDEMPOTENCY)?;
+fn insert_in(t: &mut HotTables<'_>, msg: NewMessage, id: String, now: u64) -> Result<OutboxRow, StoreError> {
     if let Some(key) = &msg.idempotency_key {
         let rec = IdemRecord { id: id.clone(), fingerprint: msg.fingerprint.clone() };
-        idem.insert(key.as_str(), tables::encode(&rec).as_slice())?;
-        txn.open_table(IDEMPOTENCY_EXPIRY)?.insert((now + msg.idempotency_ttl_ms, key.as_str()), ())?;
+        t.idempotency.insert(key.as_str(), tables::encode(&rec).as_slice())?;
+        t.idempotency_expiry.insert((now + msg.idempotency_ttl_ms, key.as_str()), ())?;
     }
-    tables::add_counter(txn, &queued_key(&msg.account), 1)?;
-    let seq = tables::next_counter(txn, "outbox_seq")?;
+    t.add_counter(&queued_key(&msg.account), 1)?;
+    let seq = t.next_counter("outbox_seq")?;
     let row = OutboxRow::queued(id.clone(), msg, seq, now);
-    outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
-    txn.open_table(OUTBOX_DUE)?.insert((row.priority.rank(), now, id.as_str()), ())?;
-    txn.open_table(CONV_QUEUE)?.insert((conv_key(&row).as_str(), seq), id.as_str())?;
+    t.outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
+    t.outbox_due.insert((row.priority.rank(), now, id.as_str()), ())?;
+    t.conv_queue.insert((conv_key(&row).as_str(), seq), id.as_str())?;
     Ok(row)
 }
 

@@ -1,19 +1,22 @@
-//! Tables the webhook path uses, opened once per group-committed transaction instead of once
-//! per use.
+//! Tables the webhook and enqueue paths use, opened once per group-committed transaction
+//! instead of once per use.
 //!
 //! Opening a redb table (and closing it, which stages its root) costs about as much as a small
 //! insert; a webhook used to open and close ~14 of them, ~17 % of the writer's time under
-//! ingest load. The writer hands every job of a batch one [`SharedTables`]: consecutive
-//! ingests (and outbound history records) reuse the open handles, and any other job first
-//! closes them (redb refuses to open a table twice in one transaction), so a batch that mixes
-//! kinds is correct and only the runs of the same kind share.
+//! ingest load, and an enqueue ~20 (~40 % of the writer under dispatch load). The writer hands
+//! every job of a batch one [`SharedTables`]: consecutive ingests and enqueues reuse the open
+//! handles, and any other job first closes them (redb refuses to open a table twice in one
+//! transaction), so a batch that mixes kinds is correct and only the runs of these share.
 
-use super::tables::{CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, HISTORY, INBOX, INBOX_READY, META, SESSION_ACTIVITY};
+use super::tables::{
+    CONV_QUEUE, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, INBOX, INBOX_READY, META, OUTBOX,
+    OUTBOX_DUE, SESSION_ACTIVITY,
+};
 use crate::store::StoreError;
 use redb::{ReadableTable, Table, WriteTransaction};
 
-/// The open tables of the webhook path.
-pub(super) struct IngestTables<'t> {
+/// The open tables of the webhook and enqueue paths.
+pub(super) struct HotTables<'t> {
     pub dedupe: Table<'t, &'static str, u64>,
     pub dedupe_expiry: Table<'t, (u64, &'static str), ()>,
     pub conversations: Table<'t, &'static str, &'static [u8]>,
@@ -22,22 +25,40 @@ pub(super) struct IngestTables<'t> {
     pub inbox: Table<'t, u64, &'static [u8]>,
     pub inbox_ready: Table<'t, (u64, u64), ()>,
     pub meta: Table<'t, &'static str, u64>,
+    pub outbox: Table<'t, &'static str, &'static [u8]>,
+    pub outbox_due: Table<'t, (u8, u64, &'static str), ()>,
+    pub conv_queue: Table<'t, (&'static str, u64), &'static str>,
+    pub idempotency: Table<'t, &'static str, &'static [u8]>,
+    pub idempotency_expiry: Table<'t, (u64, &'static str), ()>,
 }
 
-impl IngestTables<'_> {
+impl HotTables<'_> {
     /// Increments and returns a counter (as [`super::tables::next_counter`], on the open META).
     pub fn next_counter(&mut self, name: &str) -> Result<u64, StoreError> {
         let next = self.meta.get(name)?.map_or(0, |v| v.value()) + 1;
         self.meta.insert(name, next)?;
         Ok(next)
     }
+
+    /// As [`super::tables::add_counter`], on the open META.
+    pub fn add_counter(&mut self, name: &str, delta: i64) -> Result<u64, StoreError> {
+        let cur = self.read_counter(name)?;
+        let next = (cur as i64 + delta).max(0) as u64;
+        self.meta.insert(name, next)?;
+        Ok(next)
+    }
+
+    /// A counter's value (0 before its first write).
+    pub fn read_counter(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self.meta.get(name)?.map_or(0, |v| v.value()))
+    }
 }
 
-/// One transaction's [`IngestTables`], opened on first use and closed before any job that
+/// One transaction's [`HotTables`], opened on first use and closed before any job that
 /// opens tables itself.
 pub(super) struct SharedTables<'t> {
     txn: &'t WriteTransaction,
-    open: Option<IngestTables<'t>>,
+    open: Option<HotTables<'t>>,
 }
 
 impl<'t> SharedTables<'t> {
@@ -50,11 +71,11 @@ impl<'t> SharedTables<'t> {
         self.txn
     }
 
-    /// The webhook path's tables, opened if they are not.
-    pub(super) fn tables(&mut self) -> Result<&mut IngestTables<'t>, StoreError> {
+    /// The webhook and enqueue paths' tables, opened if they are not.
+    pub(super) fn tables(&mut self) -> Result<&mut HotTables<'t>, StoreError> {
         if self.open.is_none() {
             let txn = self.txn;
-            self.open = Some(IngestTables {
+            self.open = Some(HotTables {
                 dedupe: txn.open_table(DEDUPE)?,
                 dedupe_expiry: txn.open_table(DEDUPE_EXPIRY)?,
                 conversations: txn.open_table(CONVERSATIONS)?,
@@ -63,6 +84,11 @@ impl<'t> SharedTables<'t> {
                 inbox: txn.open_table(INBOX)?,
                 inbox_ready: txn.open_table(INBOX_READY)?,
                 meta: txn.open_table(META)?,
+                outbox: txn.open_table(OUTBOX)?,
+                outbox_due: txn.open_table(OUTBOX_DUE)?,
+                conv_queue: txn.open_table(CONV_QUEUE)?,
+                idempotency: txn.open_table(IDEMPOTENCY)?,
+                idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
             });
         }
         Ok(self.open.as_mut().expect("opened above"))

@@ -126,10 +126,6 @@ pub fn add_counter(txn: &redb::WriteTransaction, name: &str, delta: i64) -> Resu
     Ok(next)
 }
 
-pub fn read_counter(txn: &redb::WriteTransaction, name: &str) -> Result<u64, StoreError> {
-    Ok(txn.open_table(META)?.get(name)?.map_or(0, |v| v.value()))
-}
-
 /// Increments and returns a counter. Fencing tokens and ids come from here, so they grow
 /// strictly across restarts.
 pub fn next_counter(txn: &redb::WriteTransaction, name: &str) -> Result<u64, StoreError> {
