@@ -65,7 +65,7 @@ impl RedbStore {
         disposition: Disposition,
     ) -> Result<RecordResult, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| record_in(txn, &id, token, attempt, disposition, now)).await
+        self.write_shared(move |shared| record_in(shared, &id, token, attempt, disposition, now)).await
     }
 
     /// Whether any message is due now (a read: idle workers look before they claim, so an
@@ -138,7 +138,11 @@ fn conv_key(row: &OutboxRow) -> String {
 
 /// Moves the row's due-index entry to `due` (or removes it with `None`).
 fn move_due(txn: &WriteTransaction, row: &mut OutboxRow, due: Option<u64>) -> Result<(), StoreError> {
-    let mut t = txn.open_table(OUTBOX_DUE)?;
+    move_due_in(&mut txn.open_table(OUTBOX_DUE)?, row, due)
+}
+
+/// [`move_due`] on an open due index.
+fn move_due_in(t: &mut redb::Table<'_, (u8, u64, &'static str), ()>, row: &mut OutboxRow, due: Option<u64>) -> Result<(), StoreError> {
     let rank = row.priority.rank();
     if let Some(at) = row.due_at_ms.take() {
         t.remove((rank, at, row.id.as_str()))?;
@@ -153,24 +157,18 @@ fn move_due(txn: &WriteTransaction, row: &mut OutboxRow, due: Option<u64>) -> Re
 /// Removes a message that reached a final state from its conversation queue and the
 /// account's queued count, and puts the conversation's next message (if a claim parked it)
 /// back in the due index.
-fn finish(txn: &WriteTransaction, row: &OutboxRow, now: u64) -> Result<(), StoreError> {
+fn finish(t: &mut HotTables<'_>, row: &OutboxRow, now: u64) -> Result<(), StoreError> {
     let key = conv_key(row);
-    let next = {
-        let mut q = txn.open_table(CONV_QUEUE)?;
-        q.remove((key.as_str(), row.seq))?;
-        let head = q.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?;
-        head.map(|(_, id)| id.value().to_string())
-    };
-    tables::add_counter(txn, &queued_key(&row.account), -1)?;
-    if let Some(id) = next {
-        let mut outbox = txn.open_table(OUTBOX)?;
-        if let Some(mut head) = load(&outbox, &id)?
-            && head.due_at_ms.is_none()
-            && matches!(head.status, MessageStatus::Queued | MessageStatus::Retrying)
-        {
-            move_due(txn, &mut head, Some(now))?;
-            outbox.insert(id.as_str(), tables::encode(&head).as_slice())?;
-        }
+    t.conv_queue.remove((key.as_str(), row.seq))?;
+    let next = t.conv_queue.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?.map(|(_, id)| id.value().to_string());
+    t.add_counter(&queued_key(&row.account), -1)?;
+    if let Some(id) = next
+        && let Some(mut head) = load(&t.outbox, &id)?
+        && head.due_at_ms.is_none()
+        && matches!(head.status, MessageStatus::Queued | MessageStatus::Retrying)
+    {
+        move_due_in(&mut t.outbox_due, &mut head, Some(now))?;
+        t.outbox.insert(id.as_str(), tables::encode(&head).as_slice())?;
     }
     Ok(())
 }
@@ -312,14 +310,15 @@ fn is_head(txn: &WriteTransaction, row: &OutboxRow) -> Result<bool, StoreError> 
 }
 
 fn record_in(
-    txn: &WriteTransaction,
+    shared: &mut SharedTables<'_>,
     id: &str,
     token: u64,
     attempt: Option<Attempt>,
     disposition: Disposition,
     now: u64,
 ) -> Result<RecordResult, StoreError> {
-    let Some(mut row) = load(&txn.open_table(OUTBOX)?, id)? else { return Ok(RecordResult::Fenced) };
+    let t = shared.tables()?;
+    let Some(mut row) = load(&t.outbox, id)? else { return Ok(RecordResult::Fenced) };
     if row.lease.as_ref().map(|l| l.token) != Some(token) {
         return Ok(RecordResult::Fenced);
     }
@@ -328,37 +327,37 @@ fn record_in(
     row.attempts.extend(attempt);
     match disposition {
         Disposition::Delivered { provider_message_id } => {
-            move_due(txn, &mut row, None)?;
+            move_due_in(&mut t.outbox_due, &mut row, None)?;
             // A status webhook may have raced ahead of us; never move back from it.
             if row.status.rank() < MessageStatus::Sent.rank() {
                 row.status = MessageStatus::Sent;
             }
-            txn.open_table(OUTBOX_BY_PROVIDER)?
-                .insert(key2(&row.account, &provider_message_id).as_str(), id)?;
+            t.outbox_by_provider.insert(key2(&row.account, &provider_message_id).as_str(), id)?;
             row.provider_message_id = Some(provider_message_id);
-            finish(txn, &row, now)?;
+            finish(t, &row, now)?;
         }
         Disposition::RetryAt(at) => {
             row.status = MessageStatus::Retrying;
-            move_due(txn, &mut row, Some(at))?;
+            move_due_in(&mut t.outbox_due, &mut row, Some(at))?;
         }
         Disposition::Deferred(at) => {
             row.status = if row.attempts.is_empty() { MessageStatus::Queued } else { MessageStatus::Retrying };
-            move_due(txn, &mut row, Some(at))?;
+            move_due_in(&mut t.outbox_due, &mut row, Some(at))?;
         }
         Disposition::Failed(failure) => {
-            move_due(txn, &mut row, None)?;
+            move_due_in(&mut t.outbox_due, &mut row, None)?;
             row.status = MessageStatus::Failed;
+            finish(t, &row, now)?;
+            shared.close(); // the dead-letter queue opens its own tables
             dlq::put(
-                txn,
+                shared.txn(),
                 &DeadLetter::outbound(&row, format!("{}: {}", failure.code, failure.reason), now),
             )?;
             row.error = Some(failure);
-            finish(txn, &row, now)?;
         }
     }
     let status = row.status;
-    txn.open_table(OUTBOX)?.insert(id, tables::encode(&row).as_slice())?;
+    shared.tables()?.outbox.insert(id, tables::encode(&row).as_slice())?;
     Ok(RecordResult::Recorded(status))
 }
 

@@ -1,21 +1,21 @@
-//! Tables the webhook and enqueue paths use, opened once per group-committed transaction
+//! Tables the webhook, enqueue and delivery-outcome paths use, opened once per group-committed transaction
 //! instead of once per use.
 //!
 //! Opening a redb table (and closing it, which stages its root) costs about as much as a small
 //! insert; a webhook used to open and close ~14 of them, ~17 % of the writer's time under
 //! ingest load, and an enqueue ~20 (~40 % of the writer under dispatch load). The writer hands
-//! every job of a batch one [`SharedTables`]: consecutive ingests and enqueues reuse the open
+//! every job of a batch one [`SharedTables`]: consecutive ingests, enqueues and outcomes reuse the open
 //! handles, and any other job first closes them (redb refuses to open a table twice in one
 //! transaction), so a batch that mixes kinds is correct and only the runs of these share.
 
 use super::tables::{
     CONV_QUEUE, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, INBOX, INBOX_READY, META, OUTBOX,
-    OUTBOX_DUE, SESSION_ACTIVITY,
+    OUTBOX_BY_PROVIDER, OUTBOX_DUE, SESSION_ACTIVITY,
 };
 use crate::store::StoreError;
 use redb::{ReadableTable, Table, WriteTransaction};
 
-/// The open tables of the webhook and enqueue paths.
+/// The open tables of the webhook, enqueue and delivery-outcome paths.
 pub(super) struct HotTables<'t> {
     pub dedupe: Table<'t, &'static str, u64>,
     pub dedupe_expiry: Table<'t, (u64, &'static str), ()>,
@@ -27,6 +27,7 @@ pub(super) struct HotTables<'t> {
     pub meta: Table<'t, &'static str, u64>,
     pub outbox: Table<'t, &'static str, &'static [u8]>,
     pub outbox_due: Table<'t, (u8, u64, &'static str), ()>,
+    pub outbox_by_provider: Table<'t, &'static str, &'static str>,
     pub conv_queue: Table<'t, (&'static str, u64), &'static str>,
     pub idempotency: Table<'t, &'static str, &'static [u8]>,
     pub idempotency_expiry: Table<'t, (u64, &'static str), ()>,
@@ -86,6 +87,7 @@ impl<'t> SharedTables<'t> {
                 meta: txn.open_table(META)?,
                 outbox: txn.open_table(OUTBOX)?,
                 outbox_due: txn.open_table(OUTBOX_DUE)?,
+                outbox_by_provider: txn.open_table(OUTBOX_BY_PROVIDER)?,
                 conv_queue: txn.open_table(CONV_QUEUE)?,
                 idempotency: txn.open_table(IDEMPOTENCY)?,
                 idempotency_expiry: txn.open_table(IDEMPOTENCY_EXPIRY)?,
