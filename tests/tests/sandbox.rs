@@ -68,6 +68,25 @@ impl Sandbox {
         Self { d, mock, _dir: dir }
     }
 
+    /// The hostile plugin on two accounts, `evil` and `evil-two`, with `manifest_head`
+    /// prepended to its manifest.
+    async fn two_accounts(manifest_head: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        install_plugin(&plugins_dir(), "whatsapp-cloud", &plugins);
+        install_plugin(&guests_dir(), "hostile", &plugins);
+        let manifest = plugins.join("hostile.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, format!("{manifest_head}{text}")).unwrap();
+        let mock = MockProvider::start().await;
+        let second = "\n[accounts.evil-two]\nplugin = \"hostile\"\nsecrets = { app_secret = \"s2\", token = \"t2\" }\n";
+        let cfg = config(dir.path(), &plugins, &mock.base_url(), "http://127.0.0.1:9")
+            + second
+            + &format!("settings = {{ api_base = \"{}\" }}\nallowed_hosts = [\"{}\"]\n", mock.base_url(), mock.base_url());
+        let d = TestDaemon::start_with(Config::parse(&cfg, "test").unwrap(), ManualClock::new(T0)).await;
+        Self { d, mock, _dir: dir }
+    }
+
     /// Calls the hostile plugin's `deliver` directly, with `command` as the message text.
     async fn hostile(&self, command: &str) -> (Result<DeliveryOutcome, CallError>, Duration) {
         self.hostile_on("evil", command).await
@@ -236,20 +255,7 @@ async fn capability_probes_get_errors_and_nothing_leaks() {
 #[tokio::test]
 async fn kv_is_per_account_when_the_plugin_asks() {
     for scope in ["plugin", "account"] {
-        let dir = tempfile::tempdir().unwrap();
-        let plugins = dir.path().join("plugins");
-        install_plugin(&plugins_dir(), "whatsapp-cloud", &plugins);
-        install_plugin(&guests_dir(), "hostile", &plugins);
-        let manifest = plugins.join("hostile.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap();
-        std::fs::write(&manifest, format!("kv_scope = \"{scope}\"\n{text}")).unwrap();
-        let mock = MockProvider::start().await;
-        let second = "\n[accounts.evil-two]\nplugin = \"hostile\"\nsecrets = { app_secret = \"s2\", token = \"t2\" }\n";
-        let cfg = config(dir.path(), &plugins, &mock.base_url(), "http://127.0.0.1:9")
-            + second
-            + &format!("settings = {{ api_base = \"{}\" }}\nallowed_hosts = [\"{}\"]\n", mock.base_url(), mock.base_url());
-        let d = TestDaemon::start_with(Config::parse(&cfg, "test").unwrap(), ManualClock::new(T0)).await;
-        let s = Sandbox { d, mock, _dir: dir };
+        let s = Sandbox::two_accounts(&format!("kv_scope = \"{scope}\"\n")).await;
 
         assert_eq!(s.probe_on("evil", "kv-set cursor from-evil").await, "set");
         let seen_by_two = s.probe_on("evil-two", "kv-get cursor").await;
@@ -274,17 +280,7 @@ async fn kv_is_per_account_when_the_plugin_asks() {
 /// nothing else: another account gets its own, any failure drops it, a reload drops them all.
 #[tokio::test]
 async fn a_warm_instance_serves_only_its_own_account_and_never_after_a_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    install_plugin(&plugins_dir(), "whatsapp-cloud", &plugins);
-    install_plugin(&guests_dir(), "hostile", &plugins);
-    let mock = MockProvider::start().await;
-    let second = "\n[accounts.evil-two]\nplugin = \"hostile\"\nsecrets = { app_secret = \"s2\", token = \"t2\" }\n";
-    let cfg = config(dir.path(), &plugins, &mock.base_url(), "http://127.0.0.1:9")
-        + second
-        + &format!("settings = {{ api_base = \"{}\" }}\nallowed_hosts = [\"{}\"]\n", mock.base_url(), mock.base_url());
-    let d = TestDaemon::start_with(Config::parse(&cfg, "test").unwrap(), ManualClock::new(T0)).await;
-    let s = Sandbox { d, mock, _dir: dir };
+    let s = Sandbox::two_accounts("").await;
 
     assert_eq!(s.probe_on("evil", "calls").await, "calls 1");
     assert_eq!(s.probe_on("evil", "calls").await, "calls 2", "the account's next call reuses the instance");
