@@ -36,7 +36,7 @@ impl RedbStore {
     /// can be claimed, so a conversation has at most one delivery in flight.
     pub async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| claim_in(txn, max, lease_ms, ordered, now)).await
+        self.write_shared(move |shared| claim_in(shared.tables()?, max, lease_ms, ordered, now)).await
     }
 
     /// Extends a held lease (heartbeat). `false`: the lease is gone; stop working on it.
@@ -248,7 +248,7 @@ fn insert_in(t: &mut HotTables<'_>, msg: NewMessage, id: String, now: u64) -> Re
 /// Rows a claim may examine in all (a bound on one transaction's length).
 const MAX_EXAMINED_PER_CLAIM: usize = 4096;
 
-fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, now: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
+fn claim_in(t: &mut HotTables<'_>, max: usize, lease_ms: u64, ordered: bool, now: u64) -> Result<Vec<ClaimedMessage>, StoreError> {
     let mut claimed = Vec::with_capacity(max);
     // Due rows are read in chunks. A claimed row moves to its lease expiry and a blocked one is
     // parked (each once), so both leave the due range and the next chunk starts past them; only
@@ -258,14 +258,13 @@ fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, no
     for rank in 0..3u8 {
         let mut stale = 0usize;
         while claimed.len() < max && examined < MAX_EXAMINED_PER_CLAIM {
-            let ids: Vec<String> = {
-                let due = txn.open_table(OUTBOX_DUE)?;
-                due.range((rank, 0, "")..(rank, now + 1, ""))?
-                    .skip(stale)
-                    .take(chunk)
-                    .map(|r| r.map(|(k, _)| k.value().2.to_string()))
-                    .collect::<Result<_, _>>()?
-            };
+            let ids: Vec<String> = t
+                .outbox_due
+                .range((rank, 0, "")..(rank, now + 1, ""))?
+                .skip(stale)
+                .take(chunk)
+                .map(|r| r.map(|(k, _)| k.value().2.to_string()))
+                .collect::<Result<_, _>>()?;
             if ids.is_empty() {
                 break;
             }
@@ -274,27 +273,27 @@ fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, no
                 if claimed.len() >= max {
                     break;
                 }
-                let Some(mut row) = load(&txn.open_table(OUTBOX)?, &id)? else {
+                let Some(mut row) = load(&t.outbox, &id)? else {
                     stale += 1;
                     continue;
                 };
-                if ordered && !is_head(txn, &row)? {
+                if ordered && !is_head(&t.conv_queue, &row)? {
                     // Blocked behind its conversation's head: park it (out of the due index)
                     // until that head finishes ([`finish`] puts it back). Left in, a long
                     // blocked queue would be rescanned by every claim and could hide other
                     // conversations' due messages beyond the scan bound.
-                    move_due(txn, &mut row, None)?;
-                    txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
+                    move_due_in(&mut t.outbox_due, &mut row, None)?;
+                    t.outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
                     continue;
                 }
-                let token = tables::next_counter(txn, "fence")?;
+                let token = t.next_counter("fence")?;
                 let expires = now + lease_ms;
                 let reclaimed = row.lease.is_some();
                 row.status = MessageStatus::Sending;
                 row.lease = Some(OutboxLease { token, expires_at_ms: expires });
                 row.updated_at_ms = now;
-                move_due(txn, &mut row, Some(expires))?;
-                txn.open_table(OUTBOX)?.insert(id.as_str(), tables::encode(&row).as_slice())?;
+                move_due_in(&mut t.outbox_due, &mut row, Some(expires))?;
+                t.outbox.insert(id.as_str(), tables::encode(&row).as_slice())?;
                 claimed.push(ClaimedMessage { row, token, reclaimed });
             }
         }
@@ -302,10 +301,9 @@ fn claim_in(txn: &WriteTransaction, max: usize, lease_ms: u64, ordered: bool, no
     Ok(claimed)
 }
 
-fn is_head(txn: &WriteTransaction, row: &OutboxRow) -> Result<bool, StoreError> {
-    let q = txn.open_table(CONV_QUEUE)?;
+fn is_head(queue: &impl ReadableTable<(&'static str, u64), &'static str>, row: &OutboxRow) -> Result<bool, StoreError> {
     let key = conv_key(row);
-    let head = q.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?;
+    let head = queue.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))?.next().transpose()?;
     Ok(head.is_none_or(|(k, _)| k.value().1 == row.seq))
 }
 
