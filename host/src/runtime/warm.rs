@@ -28,10 +28,12 @@ pub(super) const MAX_USES: u32 = 1_000;
 /// Parked instances per account. Deliveries hold their instance across the provider's HTTP
 /// round trip, so an account has as many in flight as its workers claim (4 × 64 in the
 /// benchmark); more concurrent calls than are parked make fresh ones, as before.
-pub(super) const MAX_IDLE_PER_ACCOUNT: usize = 64;
-/// Parked instances in all (a quarter of the allocator's pool, so parked instances never
-/// starve calls of slots however many accounts there are).
-pub(super) const MAX_IDLE_TOTAL: usize = super::POOL_COMPONENT_INSTANCES as usize / 4;
+pub(super) const MAX_IDLE_PER_ACCOUNT: usize = 128;
+/// Parked instances in all: half the allocator's pool, so calls always have the other half
+/// however many accounts there are (and a call that finds the pool full drops the parked
+/// ones). A parked instance costs little more memory than a freed slot, whose touched pages
+/// stay resident anyway (see `with_engine`).
+pub(super) const MAX_IDLE_TOTAL: usize = super::POOL_COMPONENT_INSTANCES as usize / 2;
 /// A guest whose linear memory grew past this is not parked.
 pub(super) const MAX_PARKED_MEMORY: usize = 8 << 20;
 
