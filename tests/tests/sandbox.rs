@@ -310,6 +310,106 @@ async fn a_warm_instance_serves_only_its_own_account_and_never_after_a_failure()
     s.d.stop().await;
 }
 
+/// A provider that holds every request until the test opens its gate: calls that fetch from
+/// it keep their instances for as long as the test wants. Counts the requests that arrived.
+struct Gate {
+    url: String,
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (open, rx) = tokio::sync::watch::channel(false);
+        let count = arrived.clone();
+        let app = axum::Router::new().fallback(move || {
+            let (count, mut rx) = (count.clone(), rx.clone());
+            async move {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = rx.wait_for(|open| *open).await;
+                "ok"
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        Self { url, arrived, open }
+    }
+
+    async fn wait_for_arrivals(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.arrived.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "only {} of {n} requests arrived", self.arrived.load(std::sync::atomic::Ordering::SeqCst));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// `n` concurrent `fetch` calls of the hostile plugin on `account`, each held at the gate.
+fn held_calls(app: &Arc<switchboard::app::App>, account: &str, url: &str, n: usize) -> tokio::task::JoinSet<Result<DeliveryOutcome, CallError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (app, account, command) = (app.clone(), account.to_string(), format!("fetch {url}/held 30000"));
+        set.spawn(async move {
+            let ctx = app.accounts.ready(&account).expect("the hostile account starts").clone();
+            let body = MessageBody::Text(command);
+            let msg = Outbound { id: "m1", account: &account, to: "someone", conversation: "someone", body: &body, metadata: None, attempt: 1, idempotency_key: None };
+            app.runtime.deliver(&ctx, msg).await
+        });
+    }
+    set
+}
+
+/// Parked instances never cost a call its slot: with the allocator's pool full of parked and
+/// running instances, a new call drops the parked ones and gets a fresh instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_drops_the_parked_instances_rather_than_fail_a_call() {
+    let gate = Gate::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    install_plugin(&plugins_dir(), "whatsapp-cloud", &plugins);
+    install_plugin(&guests_dir(), "hostile", &plugins);
+    let second = format!(
+        "\n[accounts.evil-two]\nplugin = \"hostile\"\nsecrets = {{ app_secret = \"s2\", token = \"t2\" }}\nsettings = {{ api_base = \"{0}\" }}\nallowed_hosts = [\"{0}\"]\n",
+        gate.url
+    );
+    let cfg = config(dir.path(), &plugins, &gate.url, "http://127.0.0.1:9") + &second;
+    let d = TestDaemon::start_with(Config::parse(&cfg, "test").unwrap(), ManualClock::new(T0)).await;
+    let app = d.daemon.app().clone();
+    // The pool holds 256 instances; at most half of them park.
+    const PARKABLE: usize = 128;
+
+    // 128 calls at once on `evil`: 128 instances, all parked once their calls end.
+    let mut first = held_calls(&app, "evil", &gate.url, PARKABLE);
+    gate.wait_for_arrivals(PARKABLE).await;
+    gate.open.send_replace(true);
+    while let Some(r) = first.join_next().await {
+        assert!(matches!(r.unwrap(), Ok(DeliveryOutcome::Permanent { ref reason, .. }) if reason.starts_with("status 200")));
+    }
+    assert_eq!(app.runtime.instance_counts(), (0, PARKABLE));
+
+    // 128 more held on `evil-two` (which cannot use `evil`'s): the pool is full now.
+    gate.open.send_replace(false);
+    let mut second = held_calls(&app, "evil-two", &gate.url, PARKABLE);
+    gate.wait_for_arrivals(2 * PARKABLE).await;
+    assert_eq!(app.runtime.instance_counts(), (PARKABLE, PARKABLE));
+
+    // One more call still runs: the parked instances gave way.
+    let ctx = app.accounts.ready("evil-two").unwrap().clone();
+    let body = MessageBody::Text("calls".into());
+    let msg = Outbound { id: "m2", account: "evil-two", to: "someone", conversation: "someone", body: &body, metadata: None, attempt: 1, idempotency_key: None };
+    let r = app.runtime.deliver(&ctx, msg).await;
+    assert!(matches!(&r, Ok(DeliveryOutcome::Permanent { reason, .. }) if reason == "calls 1"), "{r:?}");
+    assert_eq!(app.runtime.instance_counts().1, 1, "the parked instances were dropped; this call's took their place");
+
+    gate.open.send_replace(true);
+    while let Some(r) = second.join_next().await {
+        assert!(r.unwrap().is_ok());
+    }
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn a_response_body_over_the_limit_reaches_the_plugin_as_too_large() {
     // A provider answering 2 MiB; the host caps bodies at 1 MiB.

@@ -103,7 +103,8 @@ impl Channel for Hostile {
                     url: args.first().copied().unwrap_or("").into(),
                     headers: Vec::new(),
                     body: Vec::new(),
-                    timeout_ms: Some(2_000),
+                    // `fetch URL [timeout-ms]`
+                    timeout_ms: Some(args.get(1).and_then(|t| t.parse().ok()).unwrap_or(2_000)),
                 };
                 match imports::http_fetch(&req) {
                     Ok(r) => probe(format!("status {} body {} bytes", r.status, r.body.len())),
