@@ -91,6 +91,15 @@ impl Breaker {
         }
     }
 
+    /// A call [`Self::admit`] let through did not go out after all (the sandbox was busy):
+    /// in half-open, the probe slot is free again. Nothing is counted.
+    pub fn abandon(&self) {
+        let mut i = self.inner.lock().unwrap();
+        if i.state == (State::HalfOpen { probing: true }) {
+            i.state = State::HalfOpen { probing: false };
+        }
+    }
+
     /// Records a call's result. Only transient failures count: a permanent error is about the
     /// message, not the provider's health.
     pub fn record(&self, now: u64, failed: bool) {
@@ -137,6 +146,24 @@ mod tests {
 
     fn breaker() -> Breaker {
         Breaker::new(BreakerConfig::default())
+    }
+
+    #[test]
+    fn an_abandoned_probe_frees_the_probe_slot_and_counts_nothing() {
+        let b = breaker();
+        for t in 0..10 {
+            b.record(t, true);
+        }
+        let later = 10 + 30_000;
+        assert_eq!(b.admit(later), Ok(()), "the probe");
+        assert!(b.admit(later).is_err());
+        b.abandon();
+        assert_eq!(b.state(later), State::HalfOpen { probing: false }, "still half-open: nothing was learned");
+        assert_eq!(b.admit(later), Ok(()), "the next message may probe");
+        // In the closed state abandoning is a no-op.
+        let c = breaker();
+        c.abandon();
+        assert_eq!(c.state(0), State::Closed);
     }
 
     #[test]

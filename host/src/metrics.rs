@@ -306,6 +306,8 @@ pub enum Deferral {
     RateLimit(Scope),
     CircuitOpen,
     AccountDown,
+    /// Every sandbox instance was in use (`CallError::Busy`).
+    SandboxBusy,
 }
 
 pub struct DeliveryDeferred<'a> {
@@ -331,6 +333,10 @@ impl DeliveryDeferred<'_> {
             Deferral::CircuitOpen => {
                 tracing::debug!(wait_ms = self.wait_ms, "circuit open; rescheduled");
                 "circuit_open"
+            }
+            Deferral::SandboxBusy => {
+                tracing::warn!(account = %self.account, wait_ms = self.wait_ms, "no sandbox instance free; rescheduled");
+                "sandbox_busy"
             }
             Deferral::AccountDown => {
                 tracing::warn!(account = %self.account, "account is not running; message waits");

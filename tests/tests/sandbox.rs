@@ -403,11 +403,37 @@ async fn a_full_instance_pool_drops_the_parked_instances_rather_than_fail_a_call
     assert!(matches!(&r, Ok(DeliveryOutcome::Permanent { reason, .. }) if reason == "calls 1"), "{r:?}");
     assert_eq!(app.runtime.instance_counts().1, 1, "the parked instances were dropped; this call's took their place");
 
+    // With every slot running a call and nothing parked, a call is refused as busy (the
+    // host's capacity, not a plugin failure) and a webhook is answered 503 with Retry-After,
+    // so the provider sends it again; once calls end, both work.
+    let mut third = held_calls(&app, "evil", &gate.url, PARKABLE);
+    gate.wait_for_arrivals(3 * PARKABLE).await;
+    assert_eq!(app.runtime.instance_counts(), (2 * PARKABLE, 0));
+    let failed_before = metric(&d, "switchboard_plugin_failures_total").await;
+    let msg = Outbound { id: "m3", account: "evil-two", to: "someone", conversation: "someone", body: &body, metadata: None, attempt: 1, idempotency_key: None };
+    let r = app.runtime.deliver(&ctx, msg).await;
+    assert!(matches!(&r, Err(CallError::Busy(_))), "{r:?}");
+    let hook = String::from_utf8(fixture("text.json")).unwrap();
+    let resp = d.signed_webhook(hook.as_bytes()).await;
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()).as_deref(), Some("1"));
+    assert!(resp.text().await.unwrap().contains("sandbox_busy"));
+    assert_eq!(metric(&d, "switchboard_plugin_failures_total").await, failed_before, "busy is no plugin failure");
+
     gate.open.send_replace(true);
-    while let Some(r) = second.join_next().await {
-        assert!(r.unwrap().is_ok());
+    for set in [&mut second, &mut third] {
+        while let Some(r) = set.join_next().await {
+            assert!(r.unwrap().is_ok());
+        }
     }
+    assert_eq!(d.signed_webhook(hook.as_bytes()).await.status().as_u16(), 200, "the provider's retry is taken");
     d.stop().await;
+}
+
+/// The sum of a counter's samples in `/metrics` (0 when it has none yet).
+async fn metric(d: &TestDaemon, name: &str) -> f64 {
+    let text = d.http.get(format!("{}/metrics", d.base)).bearer_auth(API_TOKEN).send().await.unwrap().text().await.unwrap();
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 #[tokio::test]

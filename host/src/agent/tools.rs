@@ -121,6 +121,7 @@ fn sandbox_code(e: &CallError) -> &'static str {
         CallError::Deadline(_) => "deadline",
         CallError::OutOfMemory(_) => "out_of_memory",
         CallError::NotLoaded(_) | CallError::WrongWorld { .. } => "not_loaded",
+        CallError::Busy(_) => "busy",
         _ => "sandbox",
     }
 }

@@ -23,7 +23,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut resp = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS || self.code == STORE_UNAVAILABLE {
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.code == STORE_UNAVAILABLE || self.code == SANDBOX_BUSY {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
         resp
@@ -33,6 +33,8 @@ impl IntoResponse for ApiError {
 /// A store failure is the daemon's, not the request's (a full disk, an I/O error): 503 with
 /// Retry-After, so a provider retries the webhook later instead of dropping it.
 const STORE_UNAVAILABLE: &str = "store_unavailable";
+/// Every sandbox instance is in use (`CallError::Busy`): 503 with Retry-After as well.
+const SANDBOX_BUSY: &str = "sandbox_busy";
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -50,6 +52,9 @@ impl From<InboundError> for ApiError {
             InboundError::HandshakeRejected => (StatusCode::FORBIDDEN, "handshake_rejected"),
             InboundError::NotHandshake => (StatusCode::BAD_REQUEST, "not_a_handshake"),
             InboundError::Parse(_) => (StatusCode::BAD_REQUEST, "unparseable_webhook"),
+            // The sandbox is saturated: the daemon's capacity, like a busy store, so the
+            // provider retries later (503 with Retry-After).
+            InboundError::Plugin(crate::runtime::CallError::Busy(_)) => (StatusCode::SERVICE_UNAVAILABLE, SANDBOX_BUSY),
             InboundError::Plugin(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_error"),
             InboundError::SessionLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "session_limit"),
             InboundError::Store(s) => return ApiError::from(s.clone()),

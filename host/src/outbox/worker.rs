@@ -9,7 +9,7 @@ use super::policy::AccountDelivery;
 use crate::app::App;
 use crate::metrics::{self, Deferral};
 use crate::model::{DeliveryOutcome, Failure};
-use crate::runtime::Outbound;
+use crate::runtime::{CallError, Outbound};
 use crate::store::{Attempt, ClaimedMessage, Disposition, OutboxRow, RecordResult};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,10 @@ use tracing::Instrument;
 
 /// Delay for messages of an account that is not running (its config must be fixed first).
 const ACCOUNT_DOWN_RETRY_MS: u64 = 60_000;
+
+/// Delay for a message whose delivery found every sandbox instance in use: calls end within
+/// their wall-clock cap, most within milliseconds.
+const SANDBOX_BUSY_RETRY_MS: u64 = 250;
 
 pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -145,12 +149,21 @@ async fn deliver_one(app: &App, claimed: ClaimedMessage) {
     };
     let started = std::time::Instant::now();
     let outcome = tokio::select! {
-        r = app.runtime.deliver(&ctx, msg) => r.map_err(|e| e.to_string()),
+        r = app.runtime.deliver(&ctx, msg) => r,
         () = heartbeat(app, &row.id, token) => {
             // Our lease is gone: someone else owns this message now. Dropping the call
             // abandons it; whatever it did is the new holder's to find out.
             return metrics::LeaseLost { queue: "outbox", message: "lease lost during delivery; abandoned" }.emit(&app.metrics);
         }
+    };
+    let outcome = match outcome {
+        Err(CallError::Busy(_)) => {
+            // The host's capacity, not the provider's health nor the message's: no attempt.
+            policy.breaker.abandon();
+            metrics::DeliveryDeferred { account: &row.account, why: Deferral::SandboxBusy, wait_ms: SANDBOX_BUSY_RETRY_MS }.emit(&app.metrics);
+            return record(app, &row, token, None, Disposition::Deferred(app.clock.now_ms() + SANDBOX_BUSY_RETRY_MS)).await;
+        }
+        r => r.map_err(|e| e.to_string()),
     };
     let call = started.elapsed();
     let now = app.clock.now_ms();

@@ -92,12 +92,17 @@ pub enum CallError {
     OutputTooLarge(String),
     #[error("plugin `{plugin}` is not a {expected} plugin")]
     WrongWorld { plugin: String, expected: &'static str },
+    /// Every sandbox slot is in use (the pooling allocator is full and nothing is parked):
+    /// the host's capacity, not the plugin's fault. Webhooks answer 503 so the provider
+    /// retries; deliveries wait without spending an attempt.
+    #[error("no sandbox instance is free right now ({0})")]
+    Busy(String),
 }
 
 impl CallError {
     fn failure(&self) -> Option<Failure> {
         Some(match self {
-            CallError::NotLoaded(_) | CallError::WrongWorld { .. } => return None,
+            CallError::NotLoaded(_) | CallError::WrongWorld { .. } | CallError::Busy(_) => return None,
             CallError::Deadline(_) => Failure::Deadline,
             CallError::OutOfMemory(_) => Failure::OutOfMemory,
             CallError::StackOverflow => Failure::StackOverflow,
@@ -504,8 +509,8 @@ impl Runtime {
         plugin.counters.call();
         let mut store = self.new_store(&plugin, account);
         let mut inst = plugin.pre.instantiate(&mut store).await;
-        if inst.is_err() && self.warm.len() > 0 {
-            // Most likely the allocator's pool is full: parked instances give way to calls.
+        if inst.as_ref().is_err_and(pool_full) && self.warm.len() > 0 {
+            // Parked instances give way to calls.
             self.warm.clear();
             store = self.new_store(&plugin, account);
             inst = plugin.pre.instantiate(&mut store).await;
@@ -513,6 +518,7 @@ impl Runtime {
         let mut call = Call { store, plugin, inst: None, uses: 1 };
         match inst {
             Ok(i) => call.inst = Some(i),
+            Err(e) if pool_full(&e) => return Err(call.count(CallError::Busy(e.to_string()))),
             Err(e) => return Err(call.fail(e)),
         }
         Ok(call)
@@ -714,6 +720,12 @@ impl Call {
 
 /// Names what stopped a call: the deadline, the memory cap, the stack, or a plain trap (with the
 /// start of the plugin's stderr, where a Rust panic message lands).
+/// The pooling allocator had no slot left for an instance (or one of its memories, tables or
+/// stacks).
+fn pool_full(e: &wasmtime::Error) -> bool {
+    e.chain().any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>())
+}
+
 fn classify(e: &wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
     if format!("{e:#}").contains(DEADLINE_MSG) {
         return CallError::Deadline(limits.call_deadline);
