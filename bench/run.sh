@@ -39,9 +39,9 @@ pid=$!
 for _ in $(seq 200); do curl -sf http://127.0.0.1:18787/readyz >/dev/null && break; sleep 0.05; done
 stats() { curl -sf -H 'Authorization: Bearer bench-token' http://127.0.0.1:18787/v1/stats; }
 before=$(stats)
-ingest=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" ingest --app-secret bench-secret)
+ingest=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" --daemon-pid "$pid" ingest --app-secret bench-secret)
 after=$(stats)
-dispatch=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" dispatch --api-token bench-token --mock 127.0.0.1:18999)
+dispatch=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" --daemon-pid "$pid" dispatch --api-token bench-token --mock 127.0.0.1:18999)
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 kill "$pid"; wait "$pid" || true
 
@@ -82,6 +82,12 @@ e2e = next(l for l in lines if l["scenario"] == "dispatch_end_to_end")
 txns = after["store"]["transactions"] - before["store"]["transactions"]
 reqs = after["store"]["requests"] - before["store"]["requests"]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+def cpu_note(c):
+    # CPU time per request: comparable across machines and runs where req/s is not.
+    t = c["daemon_threads_us_per_request"]
+    writer, workers = t.get("store-writer", 0), t.get("tokio-rt-worker", 0)
+    return (f"CPU per request: daemon {c['daemon_us_per_request']:.0f} µs (store writer {writer:.0f}, "
+            f"request threads {workers:.0f}), load generator {c['load_generator_us_per_request']:.0f} µs")
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 table = f"""<!-- bench:begin -->
 Measured {datetime.date.today()} on {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {rustc}, release build,
@@ -89,9 +95,9 @@ load generator on the same machine; command: \`bench/run.sh {secs}\`.
 
 | scenario | result | p50 | p99 | max | notes |
 |---|---|---|---|---|---|
-| durable ingest (signed ~1 KiB webhooks, 64 connections) | {ingest['per_second']:.0f} req/s ({ingest['ok']} ok, {ingest['errors']} errors) | {ingest['p50_ms']:.2f} ms | {ingest['p99_ms']:.2f} ms | {ingest['max_ms']:.1f} ms | {reqs/max(txns,1):.1f} store requests per transaction ({txns} commits) |
+| durable ingest (signed ~1 KiB webhooks, 64 connections) | {ingest['per_second']:.0f} req/s ({ingest['ok']} ok, {ingest['errors']} errors) | {ingest['p50_ms']:.2f} ms | {ingest['p99_ms']:.2f} ms | {ingest['max_ms']:.1f} ms | {reqs/max(txns,1):.1f} store requests per transaction ({txns} commits); {cpu_note(ingest['cpu'])} |
 | outbound accept (\`POST /v1/messages\`, 64 connections) | {accept['per_second']:.0f} req/s | {accept['p50_ms']:.2f} ms | {accept['p99_ms']:.2f} ms | {accept['max_ms']:.1f} ms | |
-| outbound end to end (API → worker → plugin → mock Graph API) | {e2e['per_second']:.0f} msg/s ({e2e['delivered']}/{e2e['accepted']} delivered) | lag {e2e['lag_p50_ms']:.1f} ms | lag {e2e['lag_p99_ms']:.1f} ms | lag {e2e['lag_max_ms']:.1f} ms | queue lag = POST to provider receipt |
+| outbound end to end (API → worker → plugin → mock Graph API) | {e2e['per_second']:.0f} msg/s ({e2e['delivered']}/{e2e['accepted']} delivered) | lag {e2e['lag_p50_ms']:.1f} ms | lag {e2e['lag_p99_ms']:.1f} ms | lag {e2e['lag_max_ms']:.1f} ms | queue lag = POST to provider receipt; {cpu_note(e2e['cpu'])} (the mock provider runs in the load generator) |
 | HTTP floor: the ingest load against a server that only answers 200 (no daemon) | {floor['per_second']:.0f} req/s | {floor['p50_ms']:.2f} ms | {floor['p99_ms']:.2f} ms | {floor['max_ms']:.1f} ms | the most any daemon could take here |
 | daemon RSS after the load runs | {rss/1024:.0f} MiB | | | | |
 | footprint: {fp['queued']} messages queued, {plugins} plugins loaded | RSS {fp['rss_mib']:.0f} MiB (peak {fp['peak_rss_mib']:.0f} MiB) | | | | idle CPU {fp['idle_cpu_percent']:.1f} % over {fp['idle_seconds']} s; queue filled in {fp['fill_seconds']:.0f} s |

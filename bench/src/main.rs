@@ -22,6 +22,7 @@ use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use sha2::Sha256;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +43,11 @@ struct Cli {
     /// …or after this many requests, whichever comes first.
     #[arg(long, default_value_t = u64::MAX)]
     requests: u64,
+    /// The daemon's process id: `ingest` and `dispatch` then also report its CPU time per
+    /// request, by thread, and the load generator's own (from /proc), which compare across
+    /// machines and runs where req/s alone does not.
+    #[arg(long)]
+    daemon_pid: Option<u32>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -181,24 +187,76 @@ impl Run {
     }
 }
 
-fn report(name: &str, run: &Run, elapsed: Duration, hist: &Histogram<u64>) {
+fn report(name: &str, run: &Run, elapsed: Duration, hist: &Histogram<u64>, cpu: Option<serde_json::Value>) {
     let ok = run.ok.load(Ordering::Relaxed);
     let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "{}",
-        serde_json::json!({
-            "scenario": name,
-            "ok": ok,
-            "errors": run.errors.load(Ordering::Relaxed),
-            "seconds": elapsed.as_secs_f64(),
-            "per_second": ok as f64 / elapsed.as_secs_f64(),
-            "p50_ms": us(0.50), "p90_ms": us(0.90), "p99_ms": us(0.99), "max_ms": hist.max() as f64 / 1000.0,
-        })
-    );
+    let mut line = serde_json::json!({
+        "scenario": name,
+        "ok": ok,
+        "errors": run.errors.load(Ordering::Relaxed),
+        "seconds": elapsed.as_secs_f64(),
+        "per_second": ok as f64 / elapsed.as_secs_f64(),
+        "p50_ms": us(0.50), "p90_ms": us(0.90), "p99_ms": us(0.99), "max_ms": hist.max() as f64 / 1000.0,
+    });
+    if let Some(cpu) = cpu {
+        line["cpu"] = cpu;
+    }
+    println!("{line}");
+}
+
+/// CPU time spent over a run: the daemon's (by thread name) and the load generator's own.
+struct CpuProbe {
+    pid: u32,
+    daemon: BTreeMap<String, u64>,
+    own: u64,
+}
+
+impl CpuProbe {
+    fn start(pid: Option<u32>) -> Result<Option<Self>> {
+        pid.map(|pid| Ok(Self { pid, daemon: thread_ticks(pid)?, own: proc_stats(std::process::id())?.2 })).transpose()
+    }
+
+    /// Microseconds of CPU per request (`per` requests) since [`Self::start`].
+    fn per_request(&self, per: u64) -> Result<serde_json::Value> {
+        let now = thread_ticks(self.pid)?;
+        let us = |ticks: u64| ticks as f64 * 10_000.0 / per.max(1) as f64; // a tick is 10 ms
+        let threads: BTreeMap<&str, f64> = now
+            .iter()
+            .map(|(name, t)| (name.as_str(), us(t.saturating_sub(self.daemon.get(name).copied().unwrap_or(0)))))
+            .filter(|(_, v)| *v > 0.0)
+            .collect();
+        let own = proc_stats(std::process::id())?.2.saturating_sub(self.own);
+        Ok(serde_json::json!({
+            "daemon_us_per_request": threads.values().sum::<f64>(),
+            "daemon_threads_us_per_request": threads,
+            "load_generator_us_per_request": us(own),
+        }))
+    }
+}
+
+/// CPU clock ticks (utime + stime) of each live thread of `pid`, summed by thread name.
+fn thread_ticks(pid: u32) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let dir = task?.path();
+        // A thread that ends between the listing and the read is simply not counted.
+        let (Ok(name), Ok(stat)) = (std::fs::read_to_string(dir.join("comm")), std::fs::read_to_string(dir.join("stat"))) else { continue };
+        *out.entry(name.trim().to_string()).or_default() += stat_ticks(&stat)?;
+    }
+    Ok(out)
+}
+
+/// utime + stime from a `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> Result<u64> {
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
 }
 
 async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Result<()> {
     let run = Run::new();
+    let cpu = CpuProbe::start(cli.daemon_pid)?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..cli.connections {
@@ -228,7 +286,9 @@ async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Res
         t.await??;
     }
     let hist = run.hist.lock().await;
-    report("ingest", &run, start.elapsed(), &hist);
+    let elapsed = start.elapsed();
+    let cpu = cpu.map(|c| c.per_request(run.ok.load(Ordering::Relaxed))).transpose()?;
+    report("ingest", &run, elapsed, &hist, cpu);
     Ok(())
 }
 
@@ -307,6 +367,7 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
     let received = Arc::new(AtomicU64::new(0));
     mock_graph(mock, epoch, lag.clone(), received.clone(), false).await?;
     let run = Run::new();
+    let cpu = CpuProbe::start(cli.daemon_pid)?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..cli.connections {
@@ -348,9 +409,12 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
     }
     let elapsed = start.elapsed();
     let hist = run.hist.lock().await;
-    report("dispatch_accept", &run, elapsed, &hist);
+    report("dispatch_accept", &run, elapsed, &hist, None);
     let lag = lag.lock().await;
     let got = received.load(Ordering::Relaxed);
+    // Over the whole run (accepting and delivering), per delivered message; the mock provider
+    // runs in the load generator's process, so its share is counted there.
+    let cpu = cpu.map(|c| c.per_request(got)).transpose()?;
     println!(
         "{}",
         serde_json::json!({
@@ -362,6 +426,7 @@ async fn dispatch(cli: &Cli, addr: SocketAddr, account: &str, token: &str, mock:
             "lag_p50_ms": lag.value_at_quantile(0.5) as f64 / 1000.0,
             "lag_p99_ms": lag.value_at_quantile(0.99) as f64 / 1000.0,
             "lag_max_ms": lag.max() as f64 / 1000.0,
+            "cpu": cpu,
         })
     );
     Ok(())
@@ -373,11 +438,7 @@ fn proc_stats(pid: u32) -> Result<(u64, u64, u64)> {
     let kib = |key: &str| -> u64 {
         status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
     };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)?;
     Ok((kib("VmRSS:"), kib("VmHWM:"), ticks))
 }
 
@@ -516,6 +577,16 @@ mod tests {
         let body = serde_json::json!({ "messaging_product": "whatsapp", "to": "1650", "type": "text", "text": { "body": "t=123456" } });
         assert_eq!(sent_at(body.to_string().as_bytes()), Some(123_456));
         assert_eq!(sent_at(br#"{"text":{"body":"hello"}}"#), None);
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name_whatever_it_holds() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
+        let stat = "4242 (store (x) writer) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1";
+        assert_eq!(stat_ticks(stat).unwrap(), 300);
+        assert!(stat_ticks("no parenthesis").is_err());
+        let mine = thread_ticks(std::process::id()).unwrap();
+        assert!(!mine.is_empty(), "this test's own threads are listed");
     }
 
     #[test]
