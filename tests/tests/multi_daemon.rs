@@ -158,6 +158,11 @@ async fn a_daemon_killed_mid_delivery_hands_its_lease_over_after_expiry_without_
         std::fs::write(&path, config_text(&dir.path().join(n), &mock, &pg, "workers = 1\nlease_ms = 1000")).unwrap();
         nodes.push(path);
     }
+    // b's first start compiles the bundled plugins into its data dir's cache: in a debug build
+    // on a loaded 2-core machine that has taken longer than a's provider request may be held
+    // (30 s, the host's cap), which turned a's held attempt into a timed-out one before b was
+    // up. Paid here, b's start below is a cache hit.
+    terminate(start(&nodes[1]));
     // Real processes on the system clock: the lease really runs out.
     let a = start(&nodes[0]);
     let hold = mock.hold_next(200, String::from_utf8(fixture("send_ok.json")).unwrap());
