@@ -104,6 +104,29 @@ async fn a_429_with_retry_after_is_honoured_to_the_millisecond() {
     d.stop().await;
 }
 
+/// Idle workers do not poll a store only this daemon writes: they sleep until the next message
+/// is due (at most `idle::IDLE_CAP`, 5 s), woken by a new message or, in tests, by the clock
+/// moving. With the poll interval at a minute, polling cannot be what finds the work here,
+/// and each step must happen well inside the 5 s cap.
+#[tokio::test]
+async fn idle_workers_are_woken_by_a_new_message_and_by_its_retry_coming_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockProvider::start().await;
+    let text = config_toml(dir.path(), &mock.base_url()).replace("poll_interval_ms = 5", "poll_interval_ms = 60000
+workers = 2");
+    let d = TestDaemon::start_with(Config::parse(&text, "test").unwrap(), ManualClock::new(T0)).await;
+    let within = |what: &'static str| move |_| panic!("{what} took longer than the idle cap: a worker polled instead of being woken");
+    mock.respond_next_with(429, r#"{"error":{"code":999999,"message":"Too many"}}"#, &[("retry-after", "60")]);
+    let (_, a) = d.api("/v1/messages", json!({ "account": "wa-main", "to": USER, "text": "hello" })).await;
+    let id = a["id"].as_str().unwrap();
+    let cap = std::time::Duration::from_secs(4);
+    tokio::time::timeout(cap, d.message_until(id, |m| m["status"] == "retrying")).await.unwrap_or_else(within("the first attempt"));
+    d.clock.advance_ms(60_000); // the worker sleeps at most the 5 s cap of real time: the move must wake it
+    tokio::time::timeout(cap, d.message_until(id, |m| m["status"] == "sent")).await.unwrap_or_else(within("the retry"));
+    assert_eq!(mock.requests().len(), 2);
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn after_max_attempts_the_message_is_dead_lettered_and_redrive_sends_it_once() {
     let dir = tempfile::tempdir().unwrap();

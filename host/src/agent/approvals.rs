@@ -44,6 +44,8 @@ pub(super) async fn request(app: &App, mut call: ToolCall, to: Option<String>, w
         resolved_at_ms: None,
     });
     app.store.create_tool_call(call.clone()).await?;
+    // The approvals task sleeps until the next expiry it knows of; this one may be sooner.
+    app.agent.approved_wake.notify_one();
     tracing::info!(call_id = %call.id, tool = %call.tool, account = %account, correlation_id = %call.correlation_id, "tool call awaits approval");
     let sent = outbox::submit(
         app,
@@ -102,6 +104,11 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             app.agent.stop();
             return;
         }
+        // Listen before looking (see `outbox::worker`).
+        let woken = app.agent.approved_wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let moved = app.clock.moved();
         match app.store.expire_approvals(1_000).await {
             Ok(0) => {}
             Ok(n) => {
@@ -119,9 +126,15 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             Err(e) => tracing::error!(error = %e, "reading approved calls failed"),
         }
+        // Sleep until the next approval expires; a reply that approves a call wakes this loop.
+        let sleep = match app.store.next_approval_expiry().await {
+            Ok(next) => crate::idle::sleep_for(next, app.clock.now_ms(), TICK, app.store.shared()),
+            Err(_) => TICK,
+        };
         tokio::select! {
-            _ = app.agent.approved_wake.notified() => {}
-            _ = tokio::time::sleep(TICK) => {}
+            _ = woken => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = crate::clock::moved(moved) => {}
             _ = shutdown.changed() => {}
         }
     }

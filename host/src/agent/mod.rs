@@ -26,7 +26,8 @@ pub struct AgentState {
     pub inbox_wake: Notify,
     /// Events were queued for push (wakes the push worker).
     pub push_wake: Notify,
-    /// Calls were approved (wakes the approvals task, which runs them).
+    /// Calls were approved, or one began to await approval (wakes the approvals task, which
+    /// runs approved calls and expires unanswered ones).
     pub approved_wake: Notify,
     /// Some tool call changed state (wakes long-polling invokes and approval reads).
     pub calls_changed: Notify,

@@ -61,9 +61,17 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
+        // Listen before looking (see `outbox::worker`).
+        let woken = app.agent.push_wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let moved = app.clock.moved();
+        let now = app.clock.now_ms();
         // Look (a read) before claiming (a durable write): idle, nothing is committed.
-        let claimed = match app.store.push_due().await {
-            Ok(false) => Vec::new(),
+        let next = app.store.next_push_due().await;
+        let claimed = match next {
+            Ok(None) => Vec::new(),
+            Ok(Some(at)) if at > now => Vec::new(),
             _ => match app.store.claim_push(BATCH, lease_ms).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -73,9 +81,14 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             },
         };
         if claimed.is_empty() {
+            let sleep = match next {
+                Ok(next) => crate::idle::sleep_for(next, now, poll, app.store.shared()),
+                Err(_) => poll,
+            };
             tokio::select! {
-                _ = app.agent.push_wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = woken => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = crate::clock::moved(moved) => {}
                 _ = shutdown.changed() => {}
             }
             continue;

@@ -94,7 +94,9 @@ pub struct DeliveryConfig {
     pub batch: usize,
     pub lease_ms: u64,
     pub retry: RetryPolicy,
-    /// How often an idle worker looks for due messages (new messages wake it at once).
+    /// How often an idle worker looks for due messages on a store other daemons share
+    /// (PostgreSQL). On redb, which only this daemon writes, idle workers sleep until the
+    /// next message is due instead (`crate::idle`); new messages wake them at once either way.
     pub poll_interval_ms: u64,
     /// Deliver a conversation's messages one at a time, in order.
     pub ordered: bool,

@@ -30,9 +30,18 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
         }
         // Read every round: a config reload changes batch, lease and poll interval.
         let cfg = app.current_config().delivery.clone();
+        // Listen before looking, so that a message queued (or a test clock moved) between
+        // the look and the wait still wakes this worker.
+        let woken = app.outbox_wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let moved = app.clock.moved();
+        let now = app.clock.now_ms();
         // Look (a read) before claiming (a durable write): idle, nothing is committed.
-        let claimed = match app.store.outbox_due(cfg.ordered).await {
-            Ok(false) => Vec::new(),
+        let next = app.store.next_outbox_due(cfg.ordered).await;
+        let claimed = match next {
+            Ok(None) => Vec::new(),
+            Ok(Some(at)) if at > now => Vec::new(),
             _ => match app.store.claim_outbox(cfg.batch, cfg.lease_ms, cfg.ordered).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -42,12 +51,22 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
             },
         };
         if claimed.is_empty() {
+            let poll = Duration::from_millis(cfg.poll_interval_ms);
+            let sleep = match next {
+                Ok(next) => crate::idle::sleep_for(next, now, poll, app.store.shared()),
+                Err(_) => poll,
+            };
             tokio::select! {
-                _ = app.outbox_wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(cfg.poll_interval_ms)) => {}
+                _ = woken => {}
+                _ = tokio::time::sleep(sleep) => {}
+                _ = crate::clock::moved(moved) => {}
                 _ = shutdown.changed() => {}
             }
             continue;
+        }
+        if claimed.len() >= cfg.batch {
+            // A full batch: more may be due. Another worker looks while this one delivers.
+            app.outbox_wake.notify_one();
         }
         metrics::OutboxClaimed { claimed: claimed.len(), reclaimed: claimed.iter().filter(|c| c.reclaimed).count() }.emit(&app.metrics);
         // Deliveries run concurrently; if shutdown runs out of time they are cut off (and their

@@ -35,9 +35,10 @@ pub trait Backend: Send + Sync + 'static {
     // Outbox
     async fn enqueue(&self, msg: NewMessage) -> Result<EnqueueOutcome, StoreError>;
     async fn message(&self, id: &str) -> Result<Option<OutboxRow>, StoreError>;
-    /// Whether any message is due now (a read: idle workers look before they claim). With
-    /// `ordered`, messages waiting behind their conversation's head do not count.
-    async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError>;
+    /// When the next message is due (a read: idle workers look before they claim, and sleep
+    /// until then). With `ordered`, messages waiting behind their conversation's head do not
+    /// count. See [`crate::store::Store::next_outbox_due`] for what a backend may answer.
+    async fn next_outbox_due(&self, ordered: bool) -> Result<Option<u64>, StoreError>;
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError>;
     async fn renew_outbox_lease(&self, id: String, token: u64, lease_ms: u64) -> Result<bool, StoreError>;
     async fn record_attempt(&self, id: String, token: u64, attempt: Option<Attempt>, disposition: Disposition) -> Result<RecordResult, StoreError>;
@@ -63,8 +64,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn kv_set(&self, plugin: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError>;
 
     // Push queue
-    /// Whether any push delivery is due now (a read).
-    async fn push_due(&self) -> Result<bool, StoreError>;
+    /// When the next push delivery is due (a read; as [`Backend::next_outbox_due`]).
+    async fn next_push_due(&self) -> Result<Option<u64>, StoreError>;
     async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError>;
     async fn record_push(&self, id: u64, token: u64, disposition: PushDisposition) -> Result<bool, StoreError>;
     async fn push_len(&self) -> Result<u64, StoreError>;
@@ -78,6 +79,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn fail_pending_call(&self, id: String, code: String, message: String) -> Result<(), StoreError>;
     async fn expire_approvals(&self, limit: usize) -> Result<usize, StoreError>;
     async fn approved_calls(&self) -> Result<Vec<String>, StoreError>;
+    /// When the next pending approval expires (as [`Backend::next_outbox_due`]).
+    async fn next_approval_expiry(&self) -> Result<Option<u64>, StoreError>;
     async fn fail_interrupted_calls(&self) -> Result<usize, StoreError>;
 
     // History

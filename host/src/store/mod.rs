@@ -230,10 +230,19 @@ impl Store {
         self.backend.message(id).await
     }
 
-    /// Whether any message is due now (a read: idle workers look before they claim, so an
-    /// idle daemon does not commit an empty claim transaction every poll).
-    pub async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError> {
-        self.backend.outbox_due(ordered).await
+    /// When the next message is due, in clock ms (a read: idle workers look before they
+    /// claim, so an idle daemon commits no empty claim transaction, and sleep until then).
+    /// `None`: nothing is queued that will come due by time alone. A shared store may answer
+    /// only "due now" (`Some(now)`) or `None`; its loops poll anyway, since other processes
+    /// queue work it is not told about ([`Store::shared`]).
+    pub async fn next_outbox_due(&self, ordered: bool) -> Result<Option<u64>, StoreError> {
+        self.backend.next_outbox_due(ordered).await
+    }
+
+    /// Whether other processes may write this store (PostgreSQL), so that loops must poll
+    /// for work rather than wait to be told of it.
+    pub fn shared(&self) -> bool {
+        self.kind() == "postgres"
     }
 
     pub async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -304,9 +313,9 @@ impl Store {
         self.backend.kv_set(plugin, key, value).await
     }
 
-    /// Whether any push delivery is due now (a read; see [`Store::outbox_due`]).
-    pub async fn push_due(&self) -> Result<bool, StoreError> {
-        self.backend.push_due().await
+    /// When the next push delivery is due (a read; as [`Store::next_outbox_due`]).
+    pub async fn next_push_due(&self) -> Result<Option<u64>, StoreError> {
+        self.backend.next_push_due().await
     }
 
     pub async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {
@@ -351,6 +360,11 @@ impl Store {
 
     pub async fn approved_calls(&self) -> Result<Vec<String>, StoreError> {
         self.backend.approved_calls().await
+    }
+
+    /// When the next pending approval expires (a read; as [`Store::next_outbox_due`]).
+    pub async fn next_approval_expiry(&self) -> Result<Option<u64>, StoreError> {
+        self.backend.next_approval_expiry().await
     }
 
     pub async fn fail_interrupted_calls(&self) -> Result<usize, StoreError> {

@@ -55,8 +55,8 @@ impl Backend for PgStore {
         PgStore::message(self, id).await
     }
 
-    async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError> {
-        PgStore::outbox_due(self, ordered).await
+    async fn next_outbox_due(&self, ordered: bool) -> Result<Option<u64>, StoreError> {
+        PgStore::next_outbox_due(self, ordered).await
     }
 
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -127,8 +127,8 @@ impl Backend for PgStore {
         PgStore::kv_set(self, plugin, key, value).await
     }
 
-    async fn push_due(&self) -> Result<bool, StoreError> {
-        PgStore::push_due(self).await
+    async fn next_push_due(&self) -> Result<Option<u64>, StoreError> {
+        PgStore::next_push_due(self).await
     }
 
     async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {
@@ -173,6 +173,10 @@ impl Backend for PgStore {
 
     async fn approved_calls(&self) -> Result<Vec<String>, StoreError> {
         PgStore::approved_calls(self).await
+    }
+
+    async fn next_approval_expiry(&self) -> Result<Option<u64>, StoreError> {
+        PgStore::next_approval_expiry(self).await
     }
 
     async fn fail_interrupted_calls(&self) -> Result<usize, StoreError> {

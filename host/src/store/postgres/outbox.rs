@@ -217,9 +217,10 @@ impl PgStore {
         Ok(claimed)
     }
 
-    /// Whether any message is due now (a read: idle workers look before they claim). With
-    /// `ordered`, a message waiting behind its conversation's head does not count.
-    pub async fn outbox_due(&self, ordered: bool) -> Result<bool, StoreError> {
+    /// `Some(now)` if a message is due now, else `None` (a read: idle workers look before they
+    /// claim; they poll a shared store, so "when" would buy nothing). With `ordered`, a
+    /// message waiting behind its conversation's head does not count.
+    pub async fn next_outbox_due(&self, ordered: bool) -> Result<Option<u64>, StoreError> {
         let now = self.now_ms();
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
@@ -232,7 +233,7 @@ impl PgStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(row.is_some_and(|r| r.get(0)))
+        Ok(row.is_some_and(|r| r.get(0)).then_some(now))
     }
 
     /// Extends a held lease (heartbeat). `false`: the lease is gone; stop working on it.

@@ -100,14 +100,15 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Whether any push delivery is due now (a read).
-    pub async fn push_due(&self) -> Result<bool, StoreError> {
+    /// `Some(now)` if a push delivery is due now, else `None` (a read; see
+    /// [`PgStore::next_outbox_due`]).
+    pub async fn next_push_due(&self) -> Result<Option<u64>, StoreError> {
         let now = self.now_ms();
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         let row = query_opt(&tx, "SELECT EXISTS (SELECT 1 FROM push_queue WHERE due_at <= $1)", &[&i(now)]).await?;
         tx.commit().await?;
-        Ok(row.is_some_and(|r| r.get(0)))
+        Ok(row.is_some_and(|r| r.get(0)).then_some(now))
     }
 
     /// Records an attempt's outcome if `token` still holds the lease; `false`: fenced off.

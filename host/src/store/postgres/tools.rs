@@ -188,6 +188,15 @@ impl PgStore {
         Ok(n)
     }
 
+    /// When the next pending approval expires (a read).
+    pub async fn next_approval_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let row = query_opt(&tx, "SELECT MIN(approval_expires) FROM tool_calls WHERE status = 'awaiting_approval'", &[]).await?;
+        tx.commit().await?;
+        Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)).map(|t| t.max(0) as u64))
+    }
+
     /// Calls approved but not started (e.g. the daemon stopped in between).
     pub async fn approved_calls(&self) -> Result<Vec<String>, StoreError> {
         let mut c = self.conn().await?;

@@ -55,9 +55,9 @@ impl Backend for RedbStore {
         RedbStore::message(self, id)
     }
 
-    async fn outbox_due(&self, _ordered: bool) -> Result<bool, StoreError> {
+    async fn next_outbox_due(&self, _ordered: bool) -> Result<Option<u64>, StoreError> {
         // Ordered claims park blocked messages out of the due index: it is exact either way.
-        RedbStore::outbox_due(self)
+        RedbStore::next_outbox_due(self)
     }
 
     async fn claim_outbox(&self, max: usize, lease_ms: u64, ordered: bool) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -128,8 +128,8 @@ impl Backend for RedbStore {
         RedbStore::kv_set(self, plugin, key, value).await
     }
 
-    async fn push_due(&self) -> Result<bool, StoreError> {
-        RedbStore::push_due(self)
+    async fn next_push_due(&self) -> Result<Option<u64>, StoreError> {
+        RedbStore::next_push_due(self)
     }
 
     async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {
@@ -174,6 +174,10 @@ impl Backend for RedbStore {
 
     async fn approved_calls(&self) -> Result<Vec<String>, StoreError> {
         RedbStore::approved_calls(self)
+    }
+
+    async fn next_approval_expiry(&self) -> Result<Option<u64>, StoreError> {
+        RedbStore::next_approval_expiry(self)
     }
 
     async fn fail_interrupted_calls(&self) -> Result<usize, StoreError> {

@@ -68,18 +68,20 @@ impl RedbStore {
         self.write_shared(move |shared| record_in(shared, &id, token, attempt, disposition, now)).await
     }
 
-    /// Whether any message is due now (a read: idle workers look before they claim, so an
-    /// idle daemon does not commit an empty claim transaction, an fsync, every poll).
-    pub fn outbox_due(&self) -> Result<bool, StoreError> {
-        let now = self.now_ms();
+    /// When the next message is due: the earliest entry of each priority's due index (a
+    /// read: idle workers look before they claim, so an idle daemon commits no empty claim
+    /// transaction, an fsync, and sleep until then).
+    pub fn next_outbox_due(&self) -> Result<Option<u64>, StoreError> {
         let txn = self.read()?;
         let due = txn.open_table(OUTBOX_DUE)?;
+        let mut next: Option<u64> = None;
         for rank in 0..3u8 {
-            if due.range((rank, 0, "")..(rank, now + 1, ""))?.next().is_some() {
-                return Ok(true);
+            if let Some(r) = due.range((rank, 0, "")..(rank + 1, 0, ""))?.next() {
+                let at = r?.0.value().1;
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
         }
-        Ok(false)
+        Ok(next)
     }
 
     /// Unfinished messages of an account (what the queue cap counts).

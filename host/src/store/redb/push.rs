@@ -102,12 +102,11 @@ impl RedbStore {
     /// Claims up to `max` due events, each the head of its conversation, under fresh fencing
     /// tokens; a claimed event is due again at its lease expiry (a stalled worker's event is
     /// retried without a sweeper).
-    /// Whether any push delivery is due now (a read; see [`RedbStore::outbox_due`]).
-    pub fn push_due(&self) -> Result<bool, StoreError> {
-        let now = self.now_ms();
+    /// When the next push delivery is due (a read; see [`RedbStore::next_outbox_due`]).
+    pub fn next_push_due(&self) -> Result<Option<u64>, StoreError> {
         let txn = self.read()?;
         let due = txn.open_table(PUSH_DUE)?;
-        Ok(due.range((0, 0)..=(now, u64::MAX))?.next().is_some())
+        Ok(due.first()?.map(|(k, _)| k.value().0))
     }
 
     pub async fn claim_push(&self, max: usize, lease_ms: u64) -> Result<Vec<ClaimedPush>, StoreError> {

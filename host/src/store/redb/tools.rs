@@ -219,6 +219,13 @@ impl RedbStore {
     }
 
     /// Calls approved but not started (e.g. the daemon stopped in between).
+    /// When the next pending approval expires (a read).
+    pub fn next_approval_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(APPROVALS_EXPIRY)?;
+        Ok(t.first()?.map(|(k, _)| k.value().0))
+    }
+
     pub fn approved_calls(&self) -> Result<Vec<String>, StoreError> {
         let txn = self.read()?;
         let t = txn.open_table(APPROVED_CALLS)?;

@@ -48,7 +48,7 @@ conformance! {
         let Ingested::Stored(o, fx) = store.ingest_with(req(vec![message("e1", "c"), message("e2", "c")]), opts).await.unwrap() else { panic!() };
         assert_eq!((o.stored, fx.pushed, fx.pullable), (2, 2, 0));
         assert_eq!((store.push_len().await.unwrap(), store.inbox_len().await.unwrap()), (2, 0));
-        assert!(store.push_due().await.unwrap());
+        assert_eq!(store.next_push_due().await.unwrap(), Some(1_000), "due now");
         let first = store.claim_push(10, 5_000).await.unwrap();
         assert_eq!(first.len(), 1, "only the conversation's head is in flight");
         let head = &first[0];
@@ -151,12 +151,42 @@ conformance! {
         store.close().await;
     }
 
+    // Idle loops sleep until the store says the next item is due. redb knows when; a shared
+    // store (polled anyway) answers only "due now".
+    async fn idle_loops_learn_when_the_next_message_or_push_is_due(db) {
+        let clock = ManualClock::new(1_000);
+        let store = db.open(&clock).await;
+        assert_eq!(store.next_outbox_due(true).await.unwrap(), None, "nothing queued");
+        store.enqueue(outbound("c1")).await.unwrap();
+        assert_eq!(store.next_outbox_due(true).await.unwrap(), Some(1_000), "due now");
+        let c = store.claim_outbox(1, 5_000, true).await.unwrap().remove(0);
+        let in_flight = store.next_outbox_due(true).await.unwrap();
+        store.record_attempt(c.row.id.clone(), c.token, None, Disposition::RetryAt(4_000)).await.unwrap();
+        let retrying = store.next_outbox_due(true).await.unwrap();
+        if store.shared() {
+            assert_eq!((in_flight, retrying), (None, None));
+        } else {
+            assert_eq!((in_flight, retrying), (Some(6_000), Some(4_000)), "due again at its lease expiry, then at its retry");
+        }
+        clock.set_ms(4_000);
+        assert_eq!(store.next_outbox_due(true).await.unwrap(), Some(4_000));
+
+        assert_eq!(store.next_push_due().await.unwrap(), None);
+        let opts = IngestOptions { push: Some(PushRoute { kinds: None, pull_too: false }), ..Default::default() };
+        store.ingest_with(req(vec![message("e1", "c")]), opts).await.unwrap();
+        let p = store.claim_push(10, 5_000).await.unwrap().remove(0);
+        store.record_push(p.row.id, p.token, PushDisposition::RetryAt { at_ms: 7_000, error: "503".into() }).await.unwrap();
+        let next = store.next_push_due().await.unwrap();
+        assert_eq!(next, if store.shared() { None } else { Some(7_000) });
+        store.close().await;
+    }
+
     async fn status_webhooks_move_a_sent_message_forward_only_and_the_census_counts(db) {
         let clock = ManualClock::new(1_000);
         let store = db.open(&clock).await;
         let EnqueueOutcome::Created(m) = store.enqueue(outbound("c1")).await.unwrap() else { panic!() };
         store.enqueue(outbound("c2")).await.unwrap();
-        assert!(store.outbox_due(true).await.unwrap());
+        assert_eq!(store.next_outbox_due(true).await.unwrap(), Some(1_000), "due now");
         let c = store.claim_outbox(1, 5_000, true).await.unwrap().remove(0);
         assert_eq!(c.row.id, m.id);
         let census = store.outbox_census().await.unwrap();

@@ -67,10 +67,13 @@ conformance! {
     async fn unanswered_approvals_expire_and_a_late_yes_approves_nothing(db) {
         let clock = ManualClock::new(1_000);
         let store = db.open(&clock).await;
+        assert_eq!(store.next_approval_expiry().await.unwrap(), None);
         store.create_tool_call(pending("c1", 5_000)).await.unwrap();
         assert_eq!(store.expire_approvals(10).await.unwrap(), 0);
+        assert_eq!(store.next_approval_expiry().await.unwrap(), Some(5_000), "the approvals task sleeps until then");
         clock.set_ms(5_000);
         assert_eq!(store.expire_approvals(10).await.unwrap(), 1);
+        assert_eq!(store.next_approval_expiry().await.unwrap(), None);
         assert_eq!(store.tool_call("c1").await.unwrap().unwrap().status, CallStatus::Expired);
         let opts = IngestOptions { approvers: vec!["100".into()], ..Default::default() };
         let Ingested::Stored(_, fx) = store.ingest_with(reply("e1", "100", "yes"), opts).await.unwrap() else { panic!() };
