@@ -87,6 +87,9 @@ impl Daemon {
         if api_tokens.is_empty() {
             tracing::warn!("no api_tokens available: the /v1 API refuses every request");
         }
+        if let Some(w) = crate::runtime::delivery_capacity_warning(config.delivery.workers, config.delivery.batch) {
+            tracing::warn!("[delivery] {w}");
+        }
         systemd::status("starting: binding the listener");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

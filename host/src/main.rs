@@ -481,6 +481,8 @@ fn read_manifests(dir: &Path) -> (std::collections::HashMap<String, Manifest>, V
 
 fn check_config(path: &Path, json: bool) -> ExitCode {
     let mut problems: Vec<(String, String)> = Vec::new();
+    // Settings that work but that an operator likely wants to change: reported, not failed.
+    let mut warnings: Vec<(String, String)> = Vec::new();
     match Config::load(path) {
         Err(ConfigError::Invalid(issues)) => problems.extend(issues.into_iter().map(|i| (i.path, i.message))),
         Err(e) => problems.push(("".into(), e.to_string())),
@@ -497,17 +499,25 @@ fn check_config(path: &Path, json: bool) -> ExitCode {
                     problems.push((format!("api_tokens[{i}]"), e.to_string()));
                 }
             }
+            if let Some(w) = switchboard::runtime::delivery_capacity_warning(cfg.delivery.workers, cfg.delivery.batch) {
+                warnings.push(("delivery".into(), w));
+            }
         }
     }
+    let listed = |l: &[(String, String)]| -> Vec<_> { l.iter().map(|(p, m)| serde_json::json!({ "path": p, "message": m })).collect() };
     if json {
-        let list: Vec<_> = problems.iter().map(|(p, m)| serde_json::json!({ "path": p, "message": m })).collect();
-        println!("{}", serde_json::json!({ "ok": problems.is_empty(), "errors": list }));
-    } else if problems.is_empty() {
-        println!("{}: ok", path.display());
+        println!("{}", serde_json::json!({ "ok": problems.is_empty(), "errors": listed(&problems), "warnings": listed(&warnings) }));
     } else {
-        eprintln!("{}: {} error(s)", path.display(), problems.len());
-        for (p, m) in &problems {
-            eprintln!("  - {p}: {m}");
+        if problems.is_empty() {
+            println!("{}: ok", path.display());
+        } else {
+            eprintln!("{}: {} error(s)", path.display(), problems.len());
+            for (p, m) in &problems {
+                eprintln!("  - {p}: {m}");
+            }
+        }
+        for (p, m) in &warnings {
+            eprintln!("  warning: {p}: {m}");
         }
     }
     if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }

@@ -53,6 +53,17 @@ fn check_config_names_accounts_that_would_not_start() {
 }
 
 #[test]
+fn check_config_warns_when_deliveries_could_take_every_sandbox_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |batch: u32| format!("plugins_dir = \"{}\"\n[delivery]\nworkers = 4\nbatch = {batch}\n", dir.path().display());
+    let (ok, _, err) = check(&cfg(64));
+    assert!(ok, "a warning, not an error: {err}");
+    assert!(err.contains("warning: delivery: workers × batch = 256") && err.contains("sandbox_busy"), "{err}");
+    let (ok, _, err) = check(&cfg(48));
+    assert!(ok && !err.contains("warning"), "192 of 256 leaves room for webhooks: {err}");
+}
+
+#[test]
 fn check_config_json_output_is_machine_readable() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.toml");
@@ -61,4 +72,5 @@ fn check_config_json_output_is_machine_readable() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
+    assert_eq!(v["warnings"], serde_json::json!([]));
 }

@@ -20,6 +20,24 @@ pub const MAX_TABLES_PER_CALL: usize = 32;
 pub const MAX_MEMORIES_PER_CALL: usize = 8;
 /// Elements of one table (function-pointer tables of big guests stay far below).
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Plugin instances that can exist at once (the pooling allocator's slots). A call that finds
+/// none free is `CallError::Busy`: it does not queue.
+pub const SANDBOX_SLOTS: usize = 256;
+
+/// A warning if `[delivery]` lets deliveries take most of the sandbox: each delivery holds an
+/// instance across the provider's round trip, up to `workers × batch` at once, and webhooks,
+/// polls and tool calls need the rest (a webhook that finds none free is answered 503
+/// `sandbox_busy`, which providers retry, but still).
+pub fn delivery_capacity_warning(workers: usize, batch: usize) -> Option<String> {
+    let held = workers.saturating_mul(batch);
+    let share = SANDBOX_SLOTS * 3 / 4;
+    (held > share).then(|| {
+        format!(
+            "workers × batch = {held}: that many deliveries may each hold a plugin instance across the provider's round trip, \
+             of the {SANDBOX_SLOTS} the sandbox has, and webhooks could find none free (503 sandbox_busy); keep it at {share} or below"
+        )
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

@@ -54,12 +54,12 @@ use wasmtime_wasi::WasiCtx;
 
 pub use convert::Outbound;
 pub use inspect::{Described, Inspection, Item, inspect};
-pub use limits::{Limits, PluginStats, RuntimeOptions, StatsByPlugin};
+pub use limits::{Limits, PluginStats, RuntimeOptions, SANDBOX_SLOTS, StatsByPlugin, delivery_capacity_warning};
 
 /// How often the epoch advances; the granularity of call deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Concurrent plugin instances the pool holds (calls beyond it fail, they do not queue).
-const POOL_COMPONENT_INSTANCES: u32 = 256;
+const POOL_COMPONENT_INSTANCES: u32 = limits::SANDBOX_SLOTS as u32;
 /// Per linear memory / table kept resident between instances (see `with_engine`).
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
