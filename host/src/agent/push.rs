@@ -61,9 +61,8 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        // Listen before looking (see `outbox::worker`).
-        let woken = app.agent.push_wake.notified();
-        tokio::pin!(woken);
+        // Listen before looking; not while delivering (see `outbox::worker`).
+        let mut woken = Box::pin(app.agent.push_wake.notified());
         woken.as_mut().enable();
         let moved = app.clock.moved();
         let now = app.clock.now_ms();
@@ -93,6 +92,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             continue;
         }
+        drop(woken);
         let tasks: Vec<_> = claimed
             .into_iter()
             .map(|c| {

@@ -31,9 +31,10 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
         // Read every round: a config reload changes batch, lease and poll interval.
         let cfg = app.current_config().delivery.clone();
         // Listen before looking, so that a message queued (or a test clock moved) between
-        // the look and the wait still wakes this worker.
-        let woken = app.outbox_wake.notified();
-        tokio::pin!(woken);
+        // the look and the wait still wakes this worker. Boxed so that it can be dropped
+        // before delivering: a registered listener that is busy delivering would otherwise
+        // take a wake-up meant for an idle worker and pass it on only when its batch is done.
+        let mut woken = Box::pin(app.outbox_wake.notified());
         woken.as_mut().enable();
         let moved = app.clock.moved();
         let now = app.clock.now_ms();
@@ -64,6 +65,7 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
             }
             continue;
         }
+        drop(woken);
         if claimed.len() >= cfg.batch {
             // A full batch: more may be due. Another worker looks while this one delivers.
             app.outbox_wake.notify_one();
