@@ -5,6 +5,7 @@
 //! that touches it). `verify` checks webhook signatures before anything else happens.
 
 pub mod clock;
+pub mod memory;
 pub mod idle;
 pub mod config;
 pub mod model;
