@@ -118,8 +118,9 @@ async fn an_event_the_endpoint_keeps_refusing_is_dead_lettered_and_redrivable() 
     agent.respond_next(200, "");
     let (s, v) = d.api("/v1/dlq/redrive", json!({"ids": [item["id"]]})).await;
     assert_eq!(s, 200, "{v}");
-    d.daemon.app().agent.push_wake.notify_one();
-    eventually("the redriven event is delivered", || agent.requests().len() == 3).await;
+    // The redrive wakes the push worker: it sleeps up to 5 s (`idle::IDLE_CAP`) otherwise.
+    let woken = eventually("the redriven event is delivered", || agent.requests().len() == 3);
+    tokio::time::timeout(std::time::Duration::from_secs(4), woken).await.expect("the redrive woke the push worker");
     d.stop().await;
 }
 

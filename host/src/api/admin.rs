@@ -46,7 +46,10 @@ pub async fn dlq_redrive(_: Authorized, State(app): State<Arc<App>>, body: Bytes
     }
     let out = app.store.dlq_redrive(if r.all { None } else { Some(r.ids) }).await?;
     tracing::info!(redriven = out.redriven.len(), not_found = out.not_found.len(), "dead letters redriven");
+    // Whichever queues got entries back: their loops sleep until told (`crate::idle`).
     app.outbox_wake.notify_waiters();
+    app.agent.push_wake.notify_one();
+    app.agent.inbox_wake.notify_waiters();
     Ok(Json(serde_json::to_value(out).expect("serializable")))
 }
 
