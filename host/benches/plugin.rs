@@ -10,6 +10,12 @@
 //! - `warm/parse-inbound/whatsapp-1KiB`: `parse-inbound` of `bench`'s 1 KiB WhatsApp text
 //!   webhook on a live instance, with the host's checks and event conversion: the guest's
 //!   JSON work per webhook.
+//! - `warm/empty-poll`: `poll` with no cursor on the hostile test guest, which answers an empty
+//!   batch: nothing lowered, nothing allocated on either side, no guest work to speak of. The
+//!   sandbox's own price of one call on a live instance through the daemon's call path (the
+//!   wall-clock cap, the result checks); `warm/empty-poll-bare` is the same call straight
+//!   through the bindings, wasmtime's part alone. The `warm/describe`, `handshake` and
+//!   `parse-inbound` rows are this plus what their arguments and results cost to copy.
 //! - `import/now-ms/{0,1000}`: one `deliver` whose guest calls the `now-ms` host import N
 //!   times; (t(1000) - t(0)) / 1000 is the price of one host import.
 //! - `epochs/{on,off}/spin`: a guest loop of 10^6 iterations with and without epoch
@@ -74,6 +80,30 @@ fn bench(c: &mut Criterion) {
         })
     });
     drop(warm);
+    let mut empty = rt.block_on(hostile.warm());
+    g.bench_function("warm/empty-poll", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = std::time::Instant::now();
+                for _ in 0..iters {
+                    empty.poll_empty().await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.bench_function("warm/empty-poll-bare", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = std::time::Instant::now();
+                for _ in 0..iters {
+                    empty.poll_empty_bare().await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    drop(empty);
 
     for n in [0u32, 1000] {
         let cmd = format!("now-ms {n}");

@@ -117,6 +117,25 @@ impl Warm {
         self.0.parse_inbound(&req.0).await.expect("call").expect("parses").len()
     }
 
+    /// `poll` with no cursor on a plugin that answers it with an empty batch (the hostile test
+    /// guest): nothing is lowered into the guest and nothing allocated on either side, so this
+    /// is the sandbox's own price of one call on a live instance, through the daemon's call
+    /// path (the wall-clock cap of [`Call::run`], the result checks).
+    pub async fn poll_empty(&mut self) {
+        self.0.rearm();
+        let r = self.0.run(|s, c| c.call_poll(s, None)).await;
+        let batch = self.0.finish(r).expect("call").expect("an empty batch");
+        assert!(batch.events.is_empty() && batch.cursor.is_none());
+    }
+
+    /// [`Warm::poll_empty`] without the wall-clock cap: wasmtime's part alone.
+    pub async fn poll_empty_bare(&mut self) {
+        self.0.rearm();
+        let Some(Instance::Channel(i)) = &self.0.inst else { unreachable!("a channel plugin") };
+        let batch = i.switchboard_plugin_channel().call_poll(&mut self.0.store, None).await.expect("poll").expect("an empty batch");
+        assert!(batch.events.is_empty());
+    }
+
     /// One call with a fresh guest-time budget (as [`super::Runtime::receive`] gives its
     /// second call): without it the instance's single budget runs out over many calls.
     pub async fn describe(&mut self) {

@@ -174,8 +174,9 @@ pub struct Runtime {
 }
 
 /// Advances the engine's epoch (the clock of guest deadlines) every [`EPOCH_TICK`] while any
-/// plugin instance exists, and sleeps otherwise: an idle daemon does not wake 200 times a
-/// second. Every store holds a [`Ticking`] from creation to drop, probes included.
+/// plugin instance exists, and parks otherwise, with no timeout: an idle daemon's epoch thread
+/// does not wake at all. Every store holds a [`Ticking`] from creation to drop, probes
+/// included; the first one unparks the thread, and `Runtime`'s drop unparks it to end.
 struct Ticker {
     active: AtomicUsize,
     alive: AtomicBool,
@@ -183,7 +184,8 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(engine: wasmtime::EngineWeak) -> Arc<Self> {
+    /// `tick` advances the epoch and says whether there still is an engine to advance.
+    fn start(tick: impl Fn() -> bool + Send + 'static) -> Arc<Self> {
         let ticker = Arc::new(Self { active: AtomicUsize::new(0), alive: AtomicBool::new(true), thread: OnceLock::new() });
         let t = ticker.clone();
         let handle = std::thread::Builder::new()
@@ -191,17 +193,19 @@ impl Ticker {
             .spawn(move || {
                 while t.alive.load(Ordering::Relaxed) {
                     if t.active.load(Ordering::SeqCst) == 0 {
-                        std::thread::park_timeout(Duration::from_secs(1));
+                        // An `enter` between the load and here leaves its unpark's token, so
+                        // this returns at once; spurious returns just look again.
+                        std::thread::park();
                         continue;
                     }
                     std::thread::sleep(EPOCH_TICK);
-                    match engine.upgrade() {
-                        Some(e) => e.increment_epoch(),
-                        None => break,
+                    if !tick() {
+                        break;
                     }
                 }
             })
             .expect("spawn epoch thread");
+        // Before any `enter` can run: `start` has not returned the ticker yet.
         let _ = ticker.thread.set(handle.thread().clone());
         ticker
     }
@@ -307,7 +311,8 @@ impl Runtime {
             None => None,
         };
         let engine = Engine::new(&cfg).map_err(engine_err)?;
-        let ticker = Ticker::start(engine.weak());
+        let weak = engine.weak();
+        let ticker = Ticker::start(move || weak.upgrade().map(|e| e.increment_epoch()).is_some());
         Ok(Self {
             engine,
             cache,
@@ -646,8 +651,15 @@ impl Call {
             let e = CallError::WrongWorld { plugin: self.plugin.manifest.name.clone(), expected: "channel" };
             return Ok(Err(wasmtime::Error::msg(e.to_string())));
         };
-        let wall = self.plugin.limits.call_wall_time;
-        tokio::time::timeout(wall, f(&mut self.store, inst.switchboard_plugin_channel())).await
+        let deadline = self.wall_deadline();
+        tokio::time::timeout_at(deadline, f(&mut self.store, inst.switchboard_plugin_channel())).await
+    }
+
+    /// When this export call's wall-clock cap runs out: counted from when the call was armed
+    /// (store creation or [`Call::rearm`]), whose clock reading it reuses rather than taking
+    /// another on every call.
+    fn wall_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.store.data().started + self.plugin.limits.call_wall_time)
     }
 
     /// [`Call::run`] for an agent tool's export.
@@ -659,8 +671,8 @@ impl Call {
         let Some(Instance::Tool(inst)) = self.inst.as_ref() else {
             return Err(CallError::WrongWorld { plugin: self.plugin.manifest.name.clone(), expected: "agent-tool" });
         };
-        let wall = self.plugin.limits.call_wall_time;
-        Ok(tokio::time::timeout(wall, f(&mut self.store, inst.switchboard_plugin_tool())).await)
+        let deadline = self.wall_deadline();
+        Ok(tokio::time::timeout_at(deadline, f(&mut self.store, inst.switchboard_plugin_tool())).await)
     }
 
     /// `parse-inbound` with the host's checks on what it returned.
@@ -756,6 +768,51 @@ fn ticks(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::Ticker;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Polls `count` until `ok` holds (5 s at most): no fixed waits.
+    fn wait_until(count: &AtomicU64, ok: impl Fn(u64) -> bool) -> u64 {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = count.load(Ordering::SeqCst);
+            if ok(n) {
+                return n;
+            }
+            assert!(Instant::now() < end, "epoch count stuck at {n}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_epoch_advances_only_while_a_store_exists_and_resumes_with_the_next() {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let t = ticks.clone();
+        let ticker = Ticker::start(move || {
+            t.fetch_add(1, Ordering::SeqCst);
+            true
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(ticks.load(Ordering::SeqCst), 0, "no store, no ticks");
+
+        let store = ticker.enter();
+        wait_until(&ticks, |n| n >= 3);
+        drop(store);
+        // At most the tick in progress lands after the drop.
+        std::thread::sleep(Duration::from_millis(20));
+        let parked = ticks.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(ticks.load(Ordering::SeqCst), parked, "ticking after the last store went");
+
+        // The parked thread has no timeout to fall back on: the next store must wake it.
+        let again = ticker.enter();
+        wait_until(&ticks, |n| n >= parked + 3);
+        drop(again);
+        ticker.stop();
+    }
+
     #[test]
     fn kernel_releases_are_compared_by_major_and_minor() {
         use super::kernel_at_least;

@@ -6,13 +6,15 @@
 //! a `permanent` failure with code `probe`, so the test can read it from the outcome.
 //! `calls` reports how many `deliver` calls this instance has served (whether the host reused
 //! it). `spin N` and `now-ms N` do N units of guest work or host-import calls and succeed (for
-//! `host/benches/plugin.rs`).
+//! `host/benches/plugin.rs`). `poll` with no cursor answers an empty batch: the cheapest export
+//! there is (nothing lowered into the guest, nothing allocated on either side), which the
+//! benchmark uses to price the sandbox's own cost per call.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_sdk::{
     Channel, ChannelInfo, DeliveryOutcome, Failure, HttpError, HttpRequest, HttpResponse, InboundEvent, MessageBody,
-    OutboundMessage, ParseError, imports,
+    OutboundMessage, ParseError, PollBatch, imports,
 };
 
 struct Hostile;
@@ -48,6 +50,13 @@ impl Channel for Hostile {
 
     fn parse_inbound(_request: HttpRequest) -> Result<Vec<InboundEvent>, ParseError> {
         Ok(Vec::new())
+    }
+
+    fn poll(cursor: Option<String>) -> Result<PollBatch, String> {
+        match cursor {
+            None => Ok(PollBatch { events: Vec::new(), cursor: None }),
+            Some(_) => Err("hostile does not poll".to_string()),
+        }
     }
 
     fn deliver(message: OutboundMessage) -> DeliveryOutcome {
