@@ -26,6 +26,20 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use switchboard::runtime::bench::PluginBench;
 
+/// Times `iters` runs of `$call` inside one `block_on`, so the executor's own entry cost is
+/// not counted per call.
+macro_rules! timed {
+    ($rt:expr, $iters:expr, $call:expr) => {
+        $rt.block_on(async {
+            let t = std::time::Instant::now();
+            for _ in 0..$iters {
+                $call;
+            }
+            t.elapsed()
+        })
+    };
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -43,65 +57,25 @@ fn bench(c: &mut Criterion) {
     // not counted per call.
     let mut warm = rt.block_on(whatsapp.warm());
     g.bench_function("warm/describe", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = std::time::Instant::now();
-                for _ in 0..iters {
-                    warm.describe().await;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed!(rt, iters, warm.describe().await))
     });
     for bytes in [0usize, 1024] {
         let req = switchboard::runtime::bench::Webhook::post(bytes);
         g.bench_with_input(BenchmarkId::new("warm/handshake", format!("{bytes}B")), &req, |b, req| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let t = std::time::Instant::now();
-                    for _ in 0..iters {
-                        warm.handshake(req).await;
-                    }
-                    t.elapsed()
-                })
-            })
+            b.iter_custom(|iters| timed!(rt, iters, warm.handshake(req).await))
         });
     }
     let req = switchboard::runtime::bench::Webhook::with_body(whatsapp_webhook());
     g.bench_function("warm/parse-inbound/whatsapp-1KiB", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = std::time::Instant::now();
-                for _ in 0..iters {
-                    assert_eq!(warm.parse_inbound(&req).await, 1);
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed!(rt, iters, assert_eq!(warm.parse_inbound(&req).await, 1)))
     });
     drop(warm);
     let mut empty = rt.block_on(hostile.warm());
     g.bench_function("warm/empty-poll", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = std::time::Instant::now();
-                for _ in 0..iters {
-                    empty.poll_empty().await;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed!(rt, iters, empty.poll_empty().await))
     });
     g.bench_function("warm/empty-poll-bare", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = std::time::Instant::now();
-                for _ in 0..iters {
-                    empty.poll_empty_bare().await;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|iters| timed!(rt, iters, empty.poll_empty_bare().await))
     });
     drop(empty);
 
