@@ -5,9 +5,9 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use switchboard::clock::SystemClock;
+use switchboard::clock::{ManualClock, SystemClock};
 use switchboard::model::{EventKind, InboundEvent};
-use switchboard::store::{HistoryOptions, IngestOptions, IngestRequest, Store, StoreOptions};
+use switchboard::store::{HistoryOptions, IngestOptions, IngestRequest, Ingested, Store, StoreOptions};
 
 fn event(n: u64) -> InboundEvent {
     InboundEvent {
@@ -80,6 +80,49 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    }
+    g.finish();
+
+    // Webhooks that each open a new conversation's session in an account with `open` sessions
+    // open, held there: on a clock of their own, each iteration moves 1 ms on, 64 sessions go
+    // quiet and 64 new ones open (session timeout = open / 64 ms). What the session cap costs
+    // as an account grows.
+    let mut g = c.benchmark_group("store/new-session");
+    g.throughput(Throughput::Elements(writers)).sample_size(20);
+    for open in [100u64, 10_000] {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), clock.clone(), StoreOptions::default()).unwrap();
+        let timeout = open.div_ceil(writers);
+        let history = HistoryOptions { session_timeout_ms: timeout, max_open_sessions: 10_000_000, ..Default::default() };
+        let opts = IngestOptions { history: Some(history), ..Default::default() };
+        let fresh = |n: u64| InboundEvent { conversation: format!("new-{n}"), sender: Some(format!("new-{n}")), ..webhook(n) };
+        let seq = Arc::new(AtomicU64::new(0));
+        let tick = {
+            let (store, seq, opts, clock) = (store.clone(), seq.clone(), opts.clone(), clock.clone());
+            move || {
+                clock.advance_ms(1);
+                let (store, seq, opts) = (store.clone(), seq.clone(), opts.clone());
+                async move {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..writers {
+                        let n = seq.fetch_add(1, Ordering::Relaxed);
+                        let req = IngestRequest { account: "a".into(), correlation_id: "c".into(), events: vec![fresh(n)] };
+                        let (store, opts) = (store.clone(), opts.clone());
+                        set.spawn(async move { assert!(matches!(store.ingest_with(req, opts).await.unwrap(), Ingested::Stored(..))) });
+                    }
+                    set.join_all().await
+                }
+            }
+        };
+        // Fill the window: `open` sessions, 64 a millisecond.
+        rt.block_on(async {
+            for _ in 0..timeout {
+                tick().await;
+            }
+        });
+        g.bench_function(BenchmarkId::new("open", open), |b| b.to_async(&rt).iter(&tick));
+        rt.block_on(store.close());
     }
     g.finish();
 }

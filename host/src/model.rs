@@ -185,7 +185,8 @@ impl MessageBody {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum DeliveryOutcome {
     Delivered { provider_message_id: String },
-    Retry { after_ms: Option<u64> },
+    /// A temporary failure: the provider's code and reason, and the delay it asked for.
+    Retry { code: String, reason: String, after_ms: Option<u64> },
     RateLimited { after_ms: u64 },
     Permanent { code: String, reason: String },
 }

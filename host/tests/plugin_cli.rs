@@ -88,8 +88,8 @@ fn channel_template_new_build_test_inspect() {
         "verify standard-webhooks",
         "allowed_hosts [{api_base}]",
         "secret   webhook_secret:",
-        "switchboard:plugin/host@0.1.0:",
-        "switchboard:plugin/channel@0.1.0: describe, handshake, parse-inbound, deliver",
+        "switchboard:plugin/host@0.2.0:",
+        "switchboard:plugin/channel@0.2.0: describe, handshake, parse-inbound, deliver",
         "loads     yes",
     ] {
         assert!(out.contains(part), "missing {part:?} in:\n{out}");
@@ -142,7 +142,7 @@ fn tool_template_new_build_test_inspect() {
     assert!(ok, "plugin build failed");
     let (ok, out, _) = run(switchboard().args(["plugin", "inspect"]).arg(tmp.path().join("plugins/sbt-tool.wasm")));
     assert!(ok, "plugin inspect failed");
-    assert!(out.contains("world     agent-tool") && out.contains("switchboard:plugin/tool@0.1.0: describe, invoke"), "{out}");
+    assert!(out.contains("world     agent-tool") && out.contains("switchboard:plugin/tool@0.2.0: describe, invoke"), "{out}");
     assert!(out.contains("loads     yes"), "{out}");
 }
 

@@ -140,14 +140,21 @@ async fn after_max_attempts_the_message_is_dead_lettered_and_redrive_sends_it_on
     let (_, a) = d.api_with_key("/v1/messages", json!({ "account": "wa-main", "to": USER, "text": "hi" }), Some("k-dlq")).await;
     let id = a["id"].as_str().unwrap().to_string();
     let m = d.message_until(&id, |m| m["status"] == "retrying").await;
+    // Each attempt says why it is retried, in the provider's words.
+    assert_eq!(m["attempts"][0]["outcome"], "retry");
+    assert_eq!(m["attempts"][0]["code"], "131000", "{m}");
+    assert_eq!(m["attempts"][0]["detail"], "Something went wrong");
     d.clock.set_ms(m["attempts"][0]["next_attempt_at_ms"].as_u64().unwrap());
     let m = d.message_until(&id, |m| m["status"] == "failed").await;
     assert_eq!(m["error"]["code"], "max_attempts");
+    let last = "gave up after 2 attempts; the last: 131000: Something went wrong";
+    assert_eq!(m["error"]["reason"], last, "{m}");
 
     let (s, dlq) = d.get("/v1/dlq").await;
     assert_eq!(s, 200);
     assert_eq!(dlq["items"][0]["id"], format!("out:{id}"));
     assert_eq!(dlq["items"][0]["tries"], 2);
+    assert_eq!(dlq["items"][0]["reason"], format!("max_attempts: {last}"), "the dead letter says why: {dlq}");
 
     let (s, r) = d.api("/v1/dlq/redrive", json!({ "all": true })).await;
     assert_eq!(s, 200, "{r}");

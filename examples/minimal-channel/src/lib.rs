@@ -97,7 +97,7 @@ pub fn deliver(host: &impl Host, message: &OutboundMessage) -> DeliveryOutcome {
         Ok(resp) if resp.status == 429 => {
             DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0))
         }
-        Ok(resp) if resp.status >= 500 => DeliveryOutcome::Retry(resp.retry_after_ms()),
+        Ok(resp) if resp.status >= 500 => DeliveryOutcome::retry_http(&resp),
         Ok(resp) => DeliveryOutcome::permanent(
             format!("http-{}", resp.status),
             String::from_utf8_lossy(&resp.body),

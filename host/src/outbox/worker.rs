@@ -211,11 +211,12 @@ async fn heartbeat(app: &App, id: &str, token: u64) {
 /// Turns a plugin outcome into an attempt record and what happens next.
 fn decide(policy: &AccountDelivery, number: u32, now: u64, outcome: Result<DeliveryOutcome, String>) -> (Attempt, Disposition) {
     let backoff = Backoff { base_ms: policy.retry.backoff_base_ms, cap_ms: policy.retry.backoff_cap_ms };
-    let retry_at = |provider_delay: Option<u64>| -> Disposition {
+    // `last`: why this attempt failed, kept on the dead letter if it was the last one allowed.
+    let retry_at = |provider_delay: Option<u64>, last: &str| -> Disposition {
         if number >= policy.retry.max_attempts {
             return Disposition::Failed(Failure {
                 code: "max_attempts".into(),
-                reason: format!("gave up after {number} attempts"),
+                reason: format!("gave up after {number} attempts; the last: {last}"),
             });
         }
         // The provider's own delay always wins over our backoff.
@@ -226,12 +227,18 @@ fn decide(policy: &AccountDelivery, number: u32, now: u64, outcome: Result<Deliv
         Ok(DeliveryOutcome::Delivered { provider_message_id }) => {
             ("delivered", None, None, Disposition::Delivered { provider_message_id })
         }
-        Ok(DeliveryOutcome::Retry { after_ms }) => ("retry", None, None, retry_at(after_ms)),
-        Ok(DeliveryOutcome::RateLimited { after_ms }) => ("rate_limited", None, None, retry_at(Some(after_ms))),
+        Ok(DeliveryOutcome::Retry { code, reason, after_ms }) => {
+            let then = retry_at(after_ms, &format!("{code}: {reason}"));
+            ("retry", Some(code), Some(reason), then)
+        }
+        Ok(DeliveryOutcome::RateLimited { after_ms }) => ("rate_limited", None, None, retry_at(Some(after_ms), "rate limited by the provider")),
         Ok(DeliveryOutcome::Permanent { code, reason }) => {
             ("permanent", Some(code.clone()), Some(reason.clone()), Disposition::Failed(Failure { code, reason }))
         }
-        Err(e) => ("error", None, Some(e), retry_at(None)),
+        Err(e) => {
+            let then = retry_at(None, &format!("the plugin call failed: {e}"));
+            ("error", None, Some(e), then)
+        }
     };
     let next_attempt_at_ms = match &disposition {
         Disposition::RetryAt(at) => Some(*at),

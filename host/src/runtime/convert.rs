@@ -102,7 +102,7 @@ pub(super) fn outbound_to_wit(m: Outbound<'_>) -> wit::OutboundMessage {
 pub(super) fn outcome_from_wit(o: wit::DeliveryOutcome) -> DeliveryOutcome {
     match o {
         wit::DeliveryOutcome::Delivered(id) => DeliveryOutcome::Delivered { provider_message_id: id },
-        wit::DeliveryOutcome::Retry(after) => DeliveryOutcome::Retry { after_ms: after },
+        wit::DeliveryOutcome::Retry(t) => DeliveryOutcome::Retry { code: t.code, reason: t.reason, after_ms: t.after_ms },
         wit::DeliveryOutcome::RateLimited(after) => DeliveryOutcome::RateLimited { after_ms: after },
         wit::DeliveryOutcome::Permanent(f) => DeliveryOutcome::Permanent { code: f.code, reason: f.reason },
     }
@@ -121,8 +121,10 @@ pub(super) fn check_outcome(o: &wit::DeliveryOutcome) -> Result<(), String> {
         wit::DeliveryOutcome::Delivered(id) if id.len() > MAX_ID_BYTES => {
             Err(format!("provider message id of {} bytes (limit {MAX_ID_BYTES})", id.len()))
         }
-        wit::DeliveryOutcome::Permanent(f) if f.code.len() > MAX_ID_BYTES || f.reason.len() > MAX_REASON_BYTES => {
-            Err(format!("failure of {} + {} bytes (limits {MAX_ID_BYTES} + {MAX_REASON_BYTES})", f.code.len(), f.reason.len()))
+        wit::DeliveryOutcome::Permanent(wit::Failure { code, reason }) | wit::DeliveryOutcome::Retry(wit::Transient { code, reason, .. })
+            if code.len() > MAX_ID_BYTES || reason.len() > MAX_REASON_BYTES =>
+        {
+            Err(format!("failure of {} + {} bytes (limits {MAX_ID_BYTES} + {MAX_REASON_BYTES})", code.len(), reason.len()))
         }
         _ => Ok(()),
     }

@@ -101,6 +101,7 @@ impl Runtime {
             .await
             .map_err(|e| format!("compile: {e}"))?
             .map_err(|e| format!("compile: {e:#}"))?;
+        check_contract(&self.engine, &component)?;
         check_imports(&self.engine, &component)?;
         let linker = self.linker(&component, manifest.is_tool()).map_err(|e| format!("link: {e:#}"))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| format!("imports: {e:#}"))?;
@@ -200,6 +201,30 @@ impl Runtime {
 
 /// Refuses imports from namespaces the host knows nothing about (before any linking, so the
 /// operator reads which import, not a type-check error).
+/// The version of `switchboard:plugin` this host speaks (`wit/switchboard.wit`).
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// A plugin built against another version of our WIT package is refused with what to do,
+/// rather than with the linker's complaint about a missing import or a mismatched type.
+fn check_contract(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).chain(ty.exports(engine).map(|(n, _)| n.to_string())).collect();
+    match other_contract(names.iter().map(String::as_str)) {
+        None => Ok(()),
+        Some(v) => Err(format!(
+            "built against switchboard:plugin@{v}; this daemon speaks switchboard:plugin@{CONTRACT_VERSION}: rebuild the plugin with this release's SDK (`switchboard plugin build`)"
+        )),
+    }
+}
+
+/// The first `switchboard:plugin` version among these import/export names that is not ours.
+fn other_contract<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .filter_map(|n| n.strip_prefix("switchboard:plugin/"))
+        .map(|n| n.split_once('@').map_or("(unversioned)", |(_, v)| v))
+        .find(|v| *v != CONTRACT_VERSION)
+}
+
 fn check_imports(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
     let ty = component.component_type();
     let foreign: Vec<String> = ty
@@ -260,4 +285,25 @@ fn stub_unlinked_imports(linker: &mut Linker<HostState>, engine: &wasmtime::Engi
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_wit_packages() {
+        let wit = include_str!("../../../wit/switchboard.wit");
+        assert!(wit.contains(&format!("package switchboard:plugin@{CONTRACT_VERSION};")), "update CONTRACT_VERSION with the WIT");
+    }
+
+    #[test]
+    fn a_plugin_built_against_another_contract_is_named_as_such() {
+        let ours = format!("switchboard:plugin/channel@{CONTRACT_VERSION}");
+        let host = format!("switchboard:plugin/host@{CONTRACT_VERSION}");
+        assert_eq!(other_contract([host.as_str(), "wasi:cli/environment@0.2.6", ours.as_str()].into_iter()), None);
+        let old = ["wasi:io/streams@0.2.0", "switchboard:plugin/host@0.1.0", "switchboard:plugin/channel@0.1.0"];
+        assert_eq!(other_contract(old.into_iter()), Some("0.1.0"));
+        assert_eq!(other_contract(["switchboard:plugin/tool"].into_iter()), Some("(unversioned)"));
+    }
 }

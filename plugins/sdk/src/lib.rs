@@ -1,6 +1,6 @@
 //! Guest-side SDK for Switchboard plugins (channel adapters and agent tools).
 //!
-//! It generates the bindings for the `channel-adapter` and `agent-tool` worlds of `switchboard:plugin@0.1.0`
+//! It generates the bindings for the `channel-adapter` and `agent-tool` worlds of `switchboard:plugin@0.2.0`
 //! (see `wit/switchboard.wit`) once, re-exports the WIT types under short names, and adds
 //! the few helpers every channel needs:
 //!
@@ -50,8 +50,8 @@ pub mod tool {
         export_macro_name: "export_tool",
         default_bindings_module: "switchboard_sdk::tool",
         with: {
-            "switchboard:plugin/types@0.1.0": crate::switchboard::plugin::types,
-            "switchboard:plugin/host@0.1.0": crate::switchboard::plugin::host,
+            "switchboard:plugin/types@0.2.0": crate::switchboard::plugin::types,
+            "switchboard:plugin/host@0.2.0": crate::switchboard::plugin::host,
         },
     });
 }
@@ -125,10 +125,47 @@ impl Failure {
     }
 }
 
+impl Transient {
+    /// A temporary failure retried after the host's backoff (see [`Transient::after`]).
+    pub fn new(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Transient {
+            code: code.into(),
+            reason: reason.into(),
+            after_ms: None,
+        }
+    }
+
+    /// Retried after the delay the provider asked for (`Retry-After`), when it gave one.
+    pub fn after(self, after_ms: Option<u64>) -> Self {
+        Transient { after_ms, ..self }
+    }
+}
+
+impl From<Failure> for Transient {
+    /// A provider error this channel retries: its code and reason, kept on the attempt.
+    fn from(f: Failure) -> Self {
+        Transient::new(f.code, f.reason)
+    }
+}
+
 impl DeliveryOutcome {
     /// `permanent(failure{code, reason})`.
     pub fn permanent(code: impl Into<String>, reason: impl Into<String>) -> Self {
         DeliveryOutcome::Permanent(Failure::new(code, reason))
+    }
+
+    /// `retry(transient{code, reason})`, after the host's backoff.
+    pub fn retry(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        DeliveryOutcome::Retry(Transient::new(code, reason))
+    }
+
+    /// A provider answer without an error code of its own (a 5xx proxy page, an empty 503),
+    /// retried: code `http-<status>`, after the response's `Retry-After` if it has one.
+    pub fn retry_http(resp: &HttpResponse) -> Self {
+        DeliveryOutcome::Retry(
+            Transient::new(format!("http-{}", resp.status), format!("HTTP {} from the provider", resp.status))
+                .after(resp.retry_after_ms()),
+        )
     }
 
     /// The usual outcome when the host's `http-fetch` itself failed: timeouts, transport
@@ -136,9 +173,11 @@ impl DeliveryOutcome {
     /// the provider); a denied or malformed request will never succeed as sent.
     pub fn from_http_error(err: &HttpError) -> Self {
         match err {
-            HttpError::Timeout => DeliveryOutcome::Retry(None),
-            HttpError::Transport(_) => DeliveryOutcome::Retry(None),
-            HttpError::TooLarge => DeliveryOutcome::Retry(None),
+            HttpError::Timeout => DeliveryOutcome::retry("timeout", "the provider did not answer in time"),
+            HttpError::Transport(why) => DeliveryOutcome::retry("transport", why.clone()),
+            HttpError::TooLarge => {
+                DeliveryOutcome::retry("too-large", "the provider's answer was over the host's size limit")
+            }
             HttpError::Denied(why) => DeliveryOutcome::permanent("denied", why.clone()),
             HttpError::InvalidRequest(why) => {
                 DeliveryOutcome::permanent("invalid-request", why.clone())
@@ -162,25 +201,31 @@ mod tests {
 
     #[test]
     fn http_errors_map_to_outcomes() {
-        assert_eq!(
-            DeliveryOutcome::from_http_error(&HttpError::Timeout),
-            DeliveryOutcome::Retry(None)
-        );
+        let code = |o: DeliveryOutcome| match o {
+            DeliveryOutcome::Retry(t) => format!("retry {} after {:?}", t.code, t.after_ms),
+            DeliveryOutcome::Permanent(f) => format!("permanent {}", f.code),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(code(DeliveryOutcome::from_http_error(&HttpError::Timeout)), "retry timeout after None");
         assert_eq!(
             DeliveryOutcome::from_http_error(&HttpError::Transport("reset".into())),
-            DeliveryOutcome::Retry(None)
+            DeliveryOutcome::retry("transport", "reset")
         );
-        assert_eq!(
-            DeliveryOutcome::from_http_error(&HttpError::TooLarge),
-            DeliveryOutcome::Retry(None)
-        );
+        assert_eq!(code(DeliveryOutcome::from_http_error(&HttpError::TooLarge)), "retry too-large after None");
         assert_eq!(
             DeliveryOutcome::from_http_error(&HttpError::Denied("evil.example".into())),
             DeliveryOutcome::permanent("denied", "evil.example")
         );
-        assert!(matches!(
-            DeliveryOutcome::from_http_error(&HttpError::InvalidRequest("bad url".into())),
-            DeliveryOutcome::Permanent(Failure { ref code, .. }) if code == "invalid-request"
-        ));
+        assert_eq!(code(DeliveryOutcome::from_http_error(&HttpError::InvalidRequest("bad url".into()))), "permanent invalid-request");
+    }
+
+    #[test]
+    fn an_answer_without_a_code_retries_on_its_status_and_retry_after() {
+        let mut resp = HttpResponse::new(503, "<html>down</html>");
+        resp.headers.push(("retry-after".into(), "2".into()));
+        let DeliveryOutcome::Retry(t) = DeliveryOutcome::retry_http(&resp) else { panic!("retry") };
+        assert_eq!((t.code.as_str(), t.after_ms), ("http-503", Some(2_000)));
+        let t = Transient::from(Failure::new("131000", "Something went wrong")).after(None);
+        assert_eq!((t.code.as_str(), t.reason.as_str(), t.after_ms), ("131000", "Something went wrong", None));
     }
 }

@@ -12,7 +12,23 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::{Host, HttpError, HttpRequest, HttpResponse, LogLevel};
+use crate::{DeliveryOutcome, Failure, Host, HttpError, HttpRequest, HttpResponse, LogLevel, Transient};
+
+/// The failure of a `permanent` outcome; panics on any other outcome.
+pub fn permanent(outcome: DeliveryOutcome) -> Failure {
+    match outcome {
+        DeliveryOutcome::Permanent(f) => f,
+        other => panic!("expected permanent, got {other:?}"),
+    }
+}
+
+/// Why a `retry` outcome retries; panics on any other outcome.
+pub fn retried(outcome: DeliveryOutcome) -> Transient {
+    match outcome {
+        DeliveryOutcome::Retry(t) => t,
+        other => panic!("expected retry, got {other:?}"),
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct MockHost {

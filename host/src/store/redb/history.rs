@@ -58,20 +58,49 @@ pub(super) fn opens_session(t: &HotTables<'_>, account: &str, conversation: &str
     Ok(!ConversationState::load(t, &key2(account, conversation))?.session_open(now, opts.session_timeout_ms))
 }
 
-/// Conversations of `account` active within the session timeout (counted up to `cap`).
-pub(super) fn open_sessions(t: &HotTables<'_>, account: &str, now: u64, opts: &HistoryOptions, cap: usize) -> Result<usize, StoreError> {
-    count_open(&t.session_activity, account, now, opts, cap)
+/// META key of how many SESSION_ACTIVITY entries `account` has: its open sessions, plus the
+/// expired ones not yet pruned.
+fn entries_key(account: &str) -> String {
+    key2("session_entries", account)
 }
 
-fn count_open(
-    activity: &impl ReadableTable<(&'static str, u64, &'static str), ()>,
-    account: &str,
-    now: u64,
-    opts: &HistoryOptions,
-    cap: usize,
-) -> Result<usize, StoreError> {
+/// Conversations of `account` active within the session timeout.
+///
+/// Counting them by scanning the activity index cost one B-tree step per open session, on
+/// the store's one writer thread, for every message that opens a session: an account with a
+/// cap of 100,000 spent milliseconds per new conversation. The account's entries are counted
+/// instead ([`record`] keeps the count), and the entries that expired since the last look
+/// are pruned here, each once: amortised O(1) per session. A session timeout raised later
+/// does not bring pruned entries back: their conversations count again on their next message.
+pub(super) fn open_sessions(t: &mut HotTables<'_>, account: &str, now: u64, opts: &HistoryOptions) -> Result<usize, StoreError> {
     let from = now.saturating_sub(opts.session_timeout_ms) + 1;
-    Ok(activity.range((account, from, "")..=(account, u64::MAX, "\u{10FFFF}"))?.take(cap).count())
+    let mut pruned = 0u64;
+    t.session_activity.retain_in((account, 0, "")..(account, from, ""), |_, _| {
+        pruned += 1;
+        false
+    })?;
+    let key = entries_key(account);
+    let entries = if pruned > 0 { t.add_counter(&key, -(pruned as i64))? } else { t.read_counter(&key)? };
+    Ok(entries as usize)
+}
+
+/// Counts every account's SESSION_ACTIVITY entries once, for a store written before the
+/// count was kept (see [`open_sessions`]); a no-op afterwards.
+pub(super) fn count_entries_once(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    const DONE: &str = "session_entries_counted";
+    let mut meta = txn.open_table(super::tables::META)?;
+    if meta.get(DONE)?.is_some() {
+        return Ok(());
+    }
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for r in txn.open_table(super::tables::SESSION_ACTIVITY)?.iter()? {
+        *counts.entry(r?.0.value().0.to_string()).or_default() += 1;
+    }
+    for (account, n) in counts {
+        meta.insert(entries_key(&account).as_str(), n)?;
+    }
+    meta.insert(DONE, 1)?;
+    Ok(())
 }
 
 /// Appends a message to the conversation's history (trimming it to the retention) and moves
@@ -91,10 +120,20 @@ pub(super) fn record(
     }
     let last = state.last_activity_ms.map_or(now, |t| t.max(now));
     if state.last_activity_ms != Some(last) {
-        if let Some(prev) = state.last_activity_ms {
-            t.session_activity.remove((account, prev, conversation))?;
+        // Moving an entry leaves the account's count as it is; a conversation's first entry
+        // (or its first since its old one was pruned) adds one.
+        let mut delta = 0;
+        if let Some(prev) = state.last_activity_ms
+            && t.session_activity.remove((account, prev, conversation))?.is_some()
+        {
+            delta -= 1;
         }
-        t.session_activity.insert((account, last, conversation), ())?;
+        if t.session_activity.insert((account, last, conversation), ())?.is_none() {
+            delta += 1;
+        }
+        if delta != 0 {
+            t.add_counter(&entries_key(account), delta)?;
+        }
     }
     state.last_activity_ms = Some(last);
 
@@ -154,11 +193,11 @@ impl RedbStore {
 
 /// Whether an outbound message now would open a session in `conversation` beyond the
 /// account's cap: `Some(open sessions)` then.
-pub(super) fn refuses_session(t: &HotTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
+pub(super) fn refuses_session(t: &mut HotTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
     if !opens_session(t, account, conversation, now, opts)? {
         return Ok(None);
     }
-    let open = open_sessions(t, account, now, opts, opts.max_open_sessions)?;
+    let open = open_sessions(t, account, now, opts)?;
     Ok((open >= opts.max_open_sessions).then_some(open))
 }
 
@@ -175,13 +214,47 @@ pub(super) fn record_outbound(t: &mut HotTables<'_>, row: &crate::store::OutboxR
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::{IngestOptions, IngestRequest, StoreOptions};
+    use crate::store::{IngestOptions, IngestRequest, Ingested, StoreOptions};
     use redb::ReadableTableMetadata;
     use std::sync::Arc;
 
     fn message(id: &str) -> IngestRequest {
         let events = vec![crate::store::tests::queues::message(id, "c1")];
         IngestRequest { account: "a".into(), correlation_id: "x".into(), events }
+    }
+
+    /// A store written before the open-session count was kept is counted once when it is
+    /// opened, so its cap holds from the first message after the upgrade.
+    #[tokio::test]
+    async fn a_store_without_session_counts_is_counted_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let clock = Arc::new(ManualClock::new(10_000));
+        let h = HistoryOptions { limit: 3, session_timeout_ms: 60_000, max_open_sessions: 2 };
+        let opts = IngestOptions { history: Some(h), ..Default::default() };
+        let ingest = |id: &str, c: &str| IngestRequest {
+            account: "a".into(),
+            correlation_id: "x".into(),
+            events: vec![crate::store::tests::queues::message(id, c)],
+        };
+        let store = RedbStore::open(&path, clock.clone(), StoreOptions::default()).unwrap();
+        store.ingest_with(ingest("e1", "c1"), opts.clone()).await.unwrap();
+        store.ingest_with(ingest("e2", "c2"), opts.clone()).await.unwrap();
+        // What an older version left: the activity index, no counts.
+        store
+            .write(|txn| {
+                let mut meta = txn.open_table(super::super::tables::META)?;
+                meta.remove(entries_key("a").as_str())?;
+                meta.remove("session_entries_counted")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        let store = RedbStore::open(&path, clock, StoreOptions::default()).unwrap();
+        let refused = store.ingest_with(ingest("e3", "c3"), opts).await.unwrap();
+        assert_eq!(refused, Ingested::SessionLimit { open: 2 });
+        store.close().await;
     }
 
     /// History written before the ring (keyed by sequence number, no ring in the conversation

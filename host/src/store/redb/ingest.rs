@@ -57,7 +57,7 @@ impl RedbStore {
 }
 
 /// Conversations a batch would open new sessions in (before anything is written).
-fn check_sessions(t: &HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
+fn check_sessions(t: &mut HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
     let mut opening = std::collections::BTreeSet::new();
     for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
         let key = key2(&req.account, &e.provider_event_id);
@@ -71,7 +71,7 @@ fn check_sessions(t: &HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, no
     if opening.is_empty() {
         return Ok(None);
     }
-    let open = history::open_sessions(t, &req.account, now, h, h.max_open_sessions)?;
+    let open = history::open_sessions(t, &req.account, now, h)?;
     Ok((open + opening.len() > h.max_open_sessions).then_some(open))
 }
 

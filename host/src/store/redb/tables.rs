@@ -91,6 +91,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(INBOX_HELD)?;
     txn.open_table(HISTORY)?;
     txn.open_table(SESSION_ACTIVITY)?;
+    super::history::count_entries_once(&txn)?;
     txn.commit()?;
     Ok(())
 }

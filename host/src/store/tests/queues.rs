@@ -127,6 +127,47 @@ conformance! {
         store.close().await;
     }
 
+    // The open-session count follows conversations that open, stay active and go quiet, and
+    // survives a restart: the cap admits exactly as many as are open, whatever the order.
+    async fn the_open_session_count_follows_expiry_and_restarts(db) {
+        let clock = ManualClock::new(10_000);
+        let h = HistoryOptions { limit: 2, session_timeout_ms: 1_000, max_open_sessions: 3 };
+        let opts = IngestOptions { history: Some(h), ..Default::default() };
+        let mut n = 0;
+        let mut send = |conversation: &str| {
+            n += 1;
+            req(vec![message(&format!("e{n}"), conversation)])
+        };
+        let store = db.open(&clock).await;
+        for c in ["c1", "c2", "c3"] {
+            assert!(matches!(store.ingest_with(send(c), opts.clone()).await.unwrap(), Ingested::Stored(..)), "{c}");
+        }
+        assert_eq!(store.ingest_with(send("c4"), opts.clone()).await.unwrap(), Ingested::SessionLimit { open: 3 });
+        // c3 stays active; c1 and c2 go quiet.
+        clock.advance_ms(600);
+        store.ingest_with(send("c3"), opts.clone()).await.unwrap();
+        clock.advance_ms(500);
+        store.close().await;
+        let store = db.open(&clock).await;
+        // Two closed, one open: two more may open, then the cap holds again.
+        for c in ["c4", "c1"] {
+            assert!(matches!(store.ingest_with(send(c), opts.clone()).await.unwrap(), Ingested::Stored(..)), "{c}");
+        }
+        assert_eq!(store.ingest_with(send("c2"), opts.clone()).await.unwrap(), Ingested::SessionLimit { open: 3 });
+        // Messages in open sessions move them on without counting twice.
+        for c in ["c1", "c3", "c4", "c1"] {
+            assert!(matches!(store.ingest_with(send(c), opts.clone()).await.unwrap(), Ingested::Stored(..)), "{c}");
+        }
+        assert_eq!(store.ingest_with(send("c5"), opts.clone()).await.unwrap(), Ingested::SessionLimit { open: 3 });
+        // All quiet: every one of them may open again.
+        clock.advance_ms(1_000);
+        for c in ["c5", "c2", "c3"] {
+            assert!(matches!(store.ingest_with(send(c), opts.clone()).await.unwrap(), Ingested::Stored(..)), "{c}");
+        }
+        assert_eq!(store.ingest_with(send("c1"), opts.clone()).await.unwrap(), Ingested::SessionLimit { open: 3 });
+        store.close().await;
+    }
+
     async fn history_follows_a_changed_retention_and_keeps_time_order(db) {
         let clock = ManualClock::new(10_000);
         let store = db.open(&clock).await;

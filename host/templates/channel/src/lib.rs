@@ -20,7 +20,7 @@ use switchboard_sdk::http::{self, Request};
 use switchboard_sdk::serde_json::{self, Value, json};
 use switchboard_sdk::{
     Channel, ChannelInfo, DeliveryOutcome, DeliveryState, EventKind, Failure, Host, HttpRequest,
-    HttpResponse, InboundEvent, MessageBody, OutboundMessage, ParseError, StatusUpdate, WasmHost,
+    HttpResponse, InboundEvent, MessageBody, OutboundMessage, ParseError, StatusUpdate, Transient, WasmHost,
     config,
 };
 
@@ -198,13 +198,14 @@ pub fn classify(resp: &HttpResponse) -> DeliveryOutcome {
         };
     }
     let error = resp.json::<Value>().ok().and_then(|v| serde_json::from_value::<ProviderError>(v["error"].clone()).ok());
-    match resp.status {
-        429 => DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0)),
-        500..=599 => DeliveryOutcome::Retry(resp.retry_after_ms()),
-        status => match error {
-            Some(e) => DeliveryOutcome::permanent(e.code, e.message),
-            None => DeliveryOutcome::permanent(format!("http-{status}"), String::from_utf8_lossy(&resp.body)),
-        },
+    match (resp.status, error) {
+        (429, _) => DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0)),
+        // Retried; the provider's code says why (it is kept on the attempt and, if the
+        // retries run out, on the dead letter).
+        (500..=599, Some(e)) => DeliveryOutcome::Retry(Transient::new(e.code, e.message).after(resp.retry_after_ms())),
+        (500..=599, None) => DeliveryOutcome::retry_http(resp),
+        (_, Some(e)) => DeliveryOutcome::permanent(e.code, e.message),
+        (status, None) => DeliveryOutcome::permanent(format!("http-{status}"), String::from_utf8_lossy(&resp.body)),
     }
 }
 
@@ -262,7 +263,7 @@ mod tests {
 
         let not_found = HttpResponse::new(404, include_bytes!("../fixtures/outbound/error_chat_not_found.json").to_vec());
         assert!(matches!(classify(&not_found), DeliveryOutcome::Permanent(f) if f.code == "chat_not_found"));
-        assert_eq!(classify(&HttpResponse::new(503, "")), DeliveryOutcome::Retry(None));
+        assert_eq!(classify(&HttpResponse::new(503, "")), DeliveryOutcome::retry("http-503", "HTTP 503 from the provider"));
 
         let unconfigured = MockHost::new();
         assert!(matches!(deliver(&unconfigured, &text("c", "x")), DeliveryOutcome::Permanent(f) if f.code == "config"));

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use switchboard_sdk::http::Request;
 use switchboard_sdk::{
     DeliveryOutcome, Failure, Host, HttpError, HttpRequest, HttpResponse, LogLevel, MessageBody,
-    OutboundMessage, config,
+    OutboundMessage, Transient, config,
 };
 
 use crate::errors::{self, Class};
@@ -125,13 +125,14 @@ pub fn classify_response(resp: &HttpResponse) -> DeliveryOutcome {
         };
     }
     let Some(error) = body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str) else {
+        let failure = Failure::new(
+            format!("http-{}", resp.status),
+            format!("HTTP {}: {}", resp.status, snippet(&resp.body)),
+        );
         return if resp.status >= 500 {
-            DeliveryOutcome::Retry(retry_after)
+            DeliveryOutcome::Retry(Transient::from(failure).after(retry_after))
         } else {
-            DeliveryOutcome::permanent(
-                format!("http-{}", resp.status),
-                format!("HTTP {}: {}", resp.status, snippet(&resp.body)),
-            )
+            DeliveryOutcome::Permanent(failure)
         };
     };
     let failure = || {
@@ -143,9 +144,11 @@ pub fn classify_response(resp: &HttpResponse) -> DeliveryOutcome {
     };
     match errors::classify(error) {
         Class::RateLimited => DeliveryOutcome::RateLimited(retry_after.unwrap_or(0)),
-        Class::Retryable => DeliveryOutcome::Retry(retry_after),
+        Class::Retryable => DeliveryOutcome::Retry(Transient::from(failure()).after(retry_after)),
         Class::Permanent => DeliveryOutcome::Permanent(failure()),
-        Class::Unknown if resp.status >= 500 => DeliveryOutcome::Retry(retry_after),
+        Class::Unknown if resp.status >= 500 => {
+            DeliveryOutcome::Retry(Transient::from(failure()).after(retry_after))
+        }
         Class::Unknown => DeliveryOutcome::Permanent(failure()),
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use switchboard_sdk::http::Request;
 use switchboard_sdk::{
     DeliveryOutcome, Failure, Host, HttpError, HttpRequest, HttpResponse, LogLevel, MessageBody,
-    OutboundMessage, config,
+    OutboundMessage, Transient, config,
 };
 
 use crate::errors::{self, ApiError, Class};
@@ -186,24 +186,25 @@ pub fn classify_response(resp: &HttpResponse, chat: &ChatId) -> Answer {
         // Not a Bot API body (proxy page, empty): decide on the HTTP status.
         return out(if resp.status == 429 {
             DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0))
-        } else if resp.status >= 500 {
-            DeliveryOutcome::Retry(resp.retry_after_ms())
         } else {
-            DeliveryOutcome::permanent(
+            let failure = Failure::new(
                 format!("http-{}", resp.status),
                 format!("HTTP {}: {}", resp.status, snippet(&resp.body)),
-            )
+            );
+            if resp.status >= 500 {
+                DeliveryOutcome::Retry(Transient::from(failure).after(resp.retry_after_ms()))
+            } else {
+                DeliveryOutcome::Permanent(failure)
+            }
         });
     };
+    let code = if err.error_code == 0 { format!("http-{}", resp.status) } else { err.error_code.to_string() };
     match errors::classify(&err) {
         Class::Migrated(to) => Answer::Migrated(to, err.description),
         Class::RateLimited(0) => out(DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0))),
         Class::RateLimited(ms) => out(DeliveryOutcome::RateLimited(ms)),
-        Class::Retryable => out(DeliveryOutcome::Retry(None)),
-        Class::Permanent => {
-            let code = if err.error_code == 0 { format!("http-{}", resp.status) } else { err.error_code.to_string() };
-            out(DeliveryOutcome::permanent(code, err.description))
-        }
+        Class::Retryable => out(DeliveryOutcome::retry(code, err.description)),
+        Class::Permanent => out(DeliveryOutcome::permanent(code, err.description)),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use switchboard_sdk::http::Request;
 use switchboard_sdk::{
     DeliveryOutcome, Failure, Host, HttpError, HttpRequest, HttpResponse, LogLevel, MessageBody,
-    OutboundMessage, config,
+    OutboundMessage, Transient, config,
 };
 
 use crate::errors::{self, Class};
@@ -215,13 +215,15 @@ pub fn classify_response(resp: &HttpResponse, at_most_once: bool) -> DeliveryOut
     match code.map_or(Class::Unknown, errors::classify_code) {
         Class::RateLimited => DeliveryOutcome::RateLimited(retry_after.unwrap_or(0)),
         Class::Retryable if at_most_once && resp.status >= 500 => ambiguous(failure()),
-        Class::Retryable => DeliveryOutcome::Retry(retry_after),
+        Class::Retryable => DeliveryOutcome::Retry(Transient::from(failure()).after(retry_after)),
         Class::Permanent => DeliveryOutcome::Permanent(failure()),
         Class::Unknown if resp.status == 429 => {
             DeliveryOutcome::RateLimited(retry_after.unwrap_or(0))
         }
         Class::Unknown if resp.status >= 500 && at_most_once => ambiguous(failure()),
-        Class::Unknown if resp.status >= 500 => DeliveryOutcome::Retry(retry_after),
+        Class::Unknown if resp.status >= 500 => {
+            DeliveryOutcome::Retry(Transient::from(failure()).after(retry_after))
+        }
         Class::Unknown => DeliveryOutcome::Permanent(failure()),
     }
 }

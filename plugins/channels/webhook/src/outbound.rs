@@ -72,7 +72,7 @@ pub fn classify_response(msg_id: &str, resp: &HttpResponse) -> DeliveryOutcome {
     match resp.status {
         200..=299 => DeliveryOutcome::Delivered(msg_id.to_string()),
         429 => DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0)),
-        408 | 425 | 500..=599 => DeliveryOutcome::Retry(resp.retry_after_ms()),
+        408 | 425 | 500..=599 => DeliveryOutcome::retry_http(resp),
         410 => DeliveryOutcome::permanent("http-410", "the endpoint is gone (410): stop sending"),
         s => {
             let text = String::from_utf8_lossy(&resp.body);
@@ -103,7 +103,7 @@ pub fn deliver(host: &impl Host, msg: &OutboundMessage) -> DeliveryOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_sdk::testing::MockHost;
+    use switchboard_sdk::testing::{MockHost, retried};
     use switchboard_sdk::HttpError;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -144,13 +144,13 @@ mod tests {
         let mut r = HttpResponse::new(429, "");
         r.headers.push(("retry-after".into(), "1".into()));
         assert_eq!(classify_response("m", &r), DeliveryOutcome::RateLimited(1_000));
-        assert_eq!(classify_response("m", &HttpResponse::new(503, "")), DeliveryOutcome::Retry(None));
-        assert_eq!(classify_response("m", &HttpResponse::new(408, "")), DeliveryOutcome::Retry(None));
+        assert_eq!(classify_response("m", &HttpResponse::new(503, "")), DeliveryOutcome::retry("http-503", "HTTP 503 from the provider"));
+        assert_eq!(retried(classify_response("m", &HttpResponse::new(408, ""))).code, "http-408");
         for (s, code) in [(410, "http-410"), (400, "http-400"), (404, "http-404"), (301, "http-301")] {
             assert!(matches!(classify_response("m", &HttpResponse::new(s, "x")), DeliveryOutcome::Permanent(ref f) if f.code == code), "{s}");
         }
         let h = host().respond(Err(HttpError::Timeout));
-        assert_eq!(deliver(&h, &msg()), DeliveryOutcome::Retry(None));
+        assert_eq!(retried(deliver(&h, &msg())).code, "timeout");
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Channel for WhatsAppCloud {
 }
 
 // The component exports exist only in the wasm build: natively this crate is an rlib for the
-// unit tests (and a native cdylib cannot carry export names such as `...channel@0.1.0#deliver`).
+// unit tests (and a native cdylib cannot carry export names such as `...channel@0.2.0#deliver`).
 #[cfg(target_arch = "wasm32")]
 switchboard_sdk::export!(WhatsAppCloud);
 

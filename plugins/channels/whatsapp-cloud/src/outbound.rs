@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use switchboard_sdk::http::Request;
 use switchboard_sdk::{
     DeliveryOutcome, Failure, Host, HttpError, HttpRequest, HttpResponse, LogLevel, MessageBody,
-    OutboundMessage, config,
+    OutboundMessage, Transient, config,
 };
 
 use crate::errors::{self, Class};
@@ -164,16 +164,17 @@ pub fn classify_response(resp: &HttpResponse) -> DeliveryOutcome {
     let class = errors::error_code(error).map_or(Class::Unknown, errors::classify_code);
     match class {
         Class::RateLimited => DeliveryOutcome::RateLimited(resp.retry_after_ms().unwrap_or(0)),
-        Class::Retryable => DeliveryOutcome::Retry(None),
+        Class::Retryable => DeliveryOutcome::Retry(failure(error).into()),
         Class::Permanent => DeliveryOutcome::Permanent(failure(error)),
         Class::Unknown => by_http_status(resp, || failure(error)),
     }
 }
 
-/// For an unknown code: HTTP 5xx or 429 is retried, anything else is permanent.
+/// For an unknown code: HTTP 5xx or 429 is retried, anything else is permanent; either way
+/// with what the answer said.
 fn by_http_status(resp: &HttpResponse, failure: impl FnOnce() -> Failure) -> DeliveryOutcome {
     if resp.status >= 500 || resp.status == 429 {
-        DeliveryOutcome::Retry(resp.retry_after_ms())
+        DeliveryOutcome::Retry(Transient::from(failure()).after(resp.retry_after_ms()))
     } else {
         DeliveryOutcome::Permanent(failure())
     }

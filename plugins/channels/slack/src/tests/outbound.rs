@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
-use switchboard_sdk::testing::MockHost;
-use switchboard_sdk::{DeliveryOutcome, Failure, HttpError, HttpResponse, Media, MessageBody, OutboundMessage, Template};
+use switchboard_sdk::testing::{MockHost, permanent, retried};
+use switchboard_sdk::{DeliveryOutcome, HttpError, HttpResponse, Media, MessageBody, OutboundMessage, Template};
 
 use super::fixture;
 use crate::outbound::{Config, build_request, classify_response, deliver, message_body};
@@ -24,13 +24,6 @@ fn msg(body: MessageBody, metadata: Option<&str>) -> OutboundMessage {
 
 fn resp(status: u16, body: &[u8]) -> HttpResponse {
     HttpResponse::new(status, body)
-}
-
-fn permanent(o: DeliveryOutcome) -> Failure {
-    match o {
-        DeliveryOutcome::Permanent(f) => f,
-        other => panic!("expected permanent, got {other:?}"),
-    }
 }
 
 #[test]
@@ -72,9 +65,11 @@ fn answers() {
     let f = permanent(classify_response(&resp(200, &fixture("error_missing_scope.json"))));
     assert_eq!(f.code, "missing_scope");
     assert!(f.reason.contains("chat:write"), "{}", f.reason);
-    assert_eq!(classify_response(&resp(200, &fixture("error_internal.json"))), DeliveryOutcome::Retry(None));
-    assert_eq!(classify_response(&resp(503, b"<html>")), DeliveryOutcome::Retry(None));
-    assert_eq!(classify_response(&resp(500, br#"{"ok":false,"error":"brand_new"}"#)), DeliveryOutcome::Retry(None));
+    let t = retried(classify_response(&resp(200, &fixture("error_internal.json"))));
+    assert_eq!((t.code.as_str(), t.after_ms), ("internal_error", None));
+    assert_eq!(t.reason, "The server could not complete the operation");
+    assert_eq!(retried(classify_response(&resp(503, b"<html>"))).code, "http-503");
+    assert_eq!(retried(classify_response(&resp(500, br#"{"ok":false,"error":"brand_new"}"#))).code, "brand_new");
     assert_eq!(permanent(classify_response(&resp(200, br#"{"ok":false,"error":"brand_new"}"#))).code, "brand_new");
     assert_eq!(permanent(classify_response(&resp(404, b"Not Found"))).code, "http-404");
     assert_eq!(permanent(classify_response(&resp(200, br#"{"ok":true}"#))).code, "no-message-id");
@@ -86,6 +81,6 @@ fn deliver_through_the_host() {
     let m = msg(MessageBody::Text("hi".into()), None);
     assert_eq!(deliver(&h, &m), DeliveryOutcome::Delivered("D0PNCRP9N:1749416900.006600".into()));
     let h = host().respond(Err(HttpError::Timeout));
-    assert_eq!(deliver(&h, &m), DeliveryOutcome::Retry(None));
+    assert_eq!(retried(deliver(&h, &m)).code, "timeout");
     assert_eq!(permanent(deliver(&MockHost::new(), &m)).code, "config");
 }

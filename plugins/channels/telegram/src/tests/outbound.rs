@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
-use switchboard_sdk::testing::MockHost;
-use switchboard_sdk::{DeliveryOutcome, Failure, Host, HttpError, HttpResponse, Media, MessageBody, OutboundMessage, Template};
+use switchboard_sdk::testing::{MockHost, permanent, retried};
+use switchboard_sdk::{DeliveryOutcome, Host, HttpError, HttpResponse, Media, MessageBody, OutboundMessage, Template};
 
 use super::fixture;
 use crate::outbound::{Answer, ChatId, Config, build_request, classify_response, deliver};
@@ -36,12 +36,6 @@ fn body_of(req: &switchboard_sdk::HttpRequest) -> Value {
     serde_json::from_slice(&req.body).unwrap()
 }
 
-fn permanent(o: DeliveryOutcome) -> Failure {
-    match o {
-        DeliveryOutcome::Permanent(f) => f,
-        other => panic!("expected permanent, got {other:?}"),
-    }
-}
 
 #[test]
 fn send_message_without_parse_mode_and_i64_chat_ids() {
@@ -93,8 +87,11 @@ fn answers() {
     assert_eq!((f.code.as_str(), f.reason.as_str()), ("403", "Forbidden: bot was blocked by the user"));
     let Answer::Outcome(o) = classify_response(&resp(400, &fixture("error_400_chat_not_found.json")), &chat) else { panic!() };
     assert_eq!(permanent(o).code, "400");
-    assert_eq!(classify_response(&resp(502, &fixture("error_502.json")), &chat), Answer::Outcome(DeliveryOutcome::Retry(None)));
-    assert_eq!(classify_response(&resp(502, b"<html>"), &chat), Answer::Outcome(DeliveryOutcome::Retry(None)));
+    let Answer::Outcome(o) = classify_response(&resp(502, &fixture("error_502.json")), &chat) else { panic!() };
+    let t = retried(o);
+    assert_eq!((t.code.as_str(), t.reason.as_str(), t.after_ms), ("502", "Bad Gateway", None));
+    let Answer::Outcome(o) = classify_response(&resp(502, b"<html>"), &chat) else { panic!() };
+    assert_eq!(retried(o).code, "http-502");
     let mut r = resp(429, b"");
     r.headers.push(("retry-after".into(), "3".into()));
     assert_eq!(classify_response(&r, &chat), Answer::Outcome(DeliveryOutcome::RateLimited(3_000)));
@@ -138,5 +135,5 @@ fn the_token_is_never_logged_and_config_is_required() {
     let none = MockHost::new();
     assert_eq!(permanent(deliver(&none, &text("1", "hi"))).code, "config");
     let h = host().respond(Err(HttpError::Timeout));
-    assert_eq!(deliver(&h, &text("1", "hi")), DeliveryOutcome::Retry(None));
+    assert_eq!(retried(deliver(&h, &text("1", "hi"))).code, "timeout");
 }

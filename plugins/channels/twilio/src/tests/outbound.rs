@@ -1,6 +1,6 @@
-use switchboard_sdk::testing::MockHost;
+use switchboard_sdk::testing::{MockHost, permanent, retried};
 use switchboard_sdk::{
-    DeliveryOutcome, Failure, HttpError, HttpResponse, Media, MessageBody, OutboundMessage,
+    DeliveryOutcome, HttpError, HttpResponse, Media, MessageBody, OutboundMessage,
     Template,
 };
 
@@ -38,12 +38,6 @@ fn resp(status: u16, body: &[u8]) -> HttpResponse {
     HttpResponse::new(status, body)
 }
 
-fn permanent(o: DeliveryOutcome) -> Failure {
-    match o {
-        DeliveryOutcome::Permanent(f) => f,
-        other => panic!("expected permanent, got {other:?}"),
-    }
-}
 
 fn form(req: &switchboard_sdk::HttpRequest) -> Vec<(String, String)> {
     req.form()
@@ -142,13 +136,18 @@ fn rate_limits_honor_retry_after() {
 #[test]
 fn server_errors_retry_unless_at_most_once() {
     let body = fixture("error_20500.json");
-    assert_eq!(classify_response(&resp(500, &body), false), DeliveryOutcome::Retry(None));
+    let t = retried(classify_response(&resp(500, &body), false));
+    assert_eq!((t.code.as_str(), t.after_ms), ("20500", None));
     assert_eq!(permanent(classify_response(&resp(500, &body), true)).code, "ambiguous");
-    assert_eq!(classify_response(&resp(400, br#"{"code":30001,"message":"Queue overflow"}"#), true), DeliveryOutcome::Retry(None));
-    assert_eq!(classify_response(&resp(503, br#"{"code":20503}"#), false), DeliveryOutcome::Retry(None));
-    assert_eq!(classify_response(&resp(502, b"<html>bad gateway</html>"), false), DeliveryOutcome::Retry(None));
+    let t = retried(classify_response(&resp(400, br#"{"code":30001,"message":"Queue overflow"}"#), true));
+    assert_eq!((t.code.as_str(), t.reason.as_str()), ("30001", "Queue overflow"));
+    let mut r = resp(503, br#"{"code":20503}"#);
+    r.headers.push(("retry-after".into(), "3".into()));
+    let t = retried(classify_response(&r, false));
+    assert_eq!((t.code.as_str(), t.after_ms), ("20503", Some(3_000)));
+    assert_eq!(retried(classify_response(&resp(502, b"<html>bad gateway</html>"), false)).code, "http-502");
     assert_eq!(permanent(classify_response(&resp(502, b""), true)).code, "ambiguous");
-    assert_eq!(classify(Err(HttpError::Timeout), false), DeliveryOutcome::Retry(None));
+    assert_eq!(retried(classify(Err(HttpError::Timeout), false)).code, "timeout");
     assert_eq!(permanent(classify(Err(HttpError::Timeout), true)).code, "ambiguous");
     assert_eq!(permanent(classify(Err(HttpError::Denied("x".into())), false)).code, "denied");
 }
@@ -179,6 +178,6 @@ fn deliver_posts_once() {
     assert_eq!(deliver(&h, &text("hi")), DeliveryOutcome::Delivered("SMb7e4c1a0d9f8e7d6c5b4a3928170f6e5".into()));
     assert_eq!(h.requests().len(), 1);
     let h = host().respond(Ok(resp(500, &fixture("error_20500.json"))));
-    assert_eq!(deliver(&h, &text("hi")), DeliveryOutcome::Retry(None));
+    assert_eq!(retried(deliver(&h, &text("hi"))).code, "20500");
     assert!(h.logs().iter().any(|(_, m)| m.contains("not idempotent")));
 }

@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
-use switchboard_sdk::testing::MockHost;
+use switchboard_sdk::testing::{MockHost, permanent, retried};
 use switchboard_sdk::{
-    DeliveryOutcome, Failure, HttpError, HttpResponse, Media, MessageBody, OutboundMessage,
+    DeliveryOutcome, HttpError, HttpResponse, Media, MessageBody, OutboundMessage,
     Template,
 };
 
@@ -72,12 +72,6 @@ fn graph_error(code: i64) -> Vec<u8> {
         .into_bytes()
 }
 
-fn permanent(outcome: DeliveryOutcome) -> Failure {
-    match outcome {
-        DeliveryOutcome::Permanent(f) => f,
-        other => panic!("expected permanent, got {other:?}"),
-    }
-}
 
 // ---- request building ----
 
@@ -252,11 +246,10 @@ fn rate_limit_codes_ignore_http_status() {
 fn retryable_codes() {
     for code in [1, 2, 131000, 131016, 131057] {
         for status in [400, 500, 503] {
-            assert_eq!(
-                classify_response(&resp(status, &graph_error(code))),
-                DeliveryOutcome::Retry(None),
-                "{code}/{status}"
-            );
+            let t = retried(classify_response(&resp(status, &graph_error(code))));
+            assert_eq!(t.code, code.to_string(), "{status}");
+            assert_eq!(t.reason, format!("(#{code}) Something"));
+            assert_eq!(t.after_ms, None);
         }
     }
 }
@@ -321,26 +314,16 @@ fn permanent_codes_even_on_5xx() {
 
 #[test]
 fn unknown_codes_fall_back_to_http_status() {
-    assert_eq!(
-        classify_response(&resp(500, &graph_error(999_999))),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify_response(&resp(503, &graph_error(999_999))),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify_response(&resp(429, &graph_error(999_999))),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify_response(&resp_with(
-            503,
-            &graph_error(999_999),
-            &[("retry-after", "5")]
-        )),
-        DeliveryOutcome::Retry(Some(5_000))
-    );
+    for status in [500, 503, 429] {
+        let t = retried(classify_response(&resp(status, &graph_error(999_999))));
+        assert_eq!((t.code.as_str(), t.after_ms), ("999999", None), "{status}");
+    }
+    let t = retried(classify_response(&resp_with(
+        503,
+        &graph_error(999_999),
+        &[("retry-after", "5")],
+    )));
+    assert_eq!((t.code.as_str(), t.after_ms), ("999999", Some(5_000)));
     let f = permanent(classify_response(&resp(400, &graph_error(999_999))));
     assert_eq!(f.code, "999999");
     // An error object without a code.
@@ -353,18 +336,11 @@ fn unknown_codes_fall_back_to_http_status() {
 
 #[test]
 fn non_json_bodies() {
-    assert_eq!(
-        classify_response(&resp(502, b"<html>Bad Gateway</html>")),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify_response(&resp(500, b"")),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify_response(&resp(429, b"slow down")),
-        DeliveryOutcome::Retry(None)
-    );
+    let t = retried(classify_response(&resp(502, b"<html>Bad Gateway</html>")));
+    assert_eq!(t.code, "http-502");
+    assert!(t.reason.contains("Bad Gateway"), "{}", t.reason);
+    assert_eq!(retried(classify_response(&resp(500, b""))).code, "http-500");
+    assert_eq!(retried(classify_response(&resp(429, b"slow down"))).code, "http-429");
     let f = permanent(classify_response(&resp(404, b"Not Found")));
     assert_eq!(f.code, "http-404");
     assert!(f.reason.contains("Not Found"));
@@ -375,18 +351,10 @@ fn non_json_bodies() {
 
 #[test]
 fn http_fetch_errors() {
-    assert_eq!(
-        classify(Err(HttpError::Timeout)),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify(Err(HttpError::Transport("connection reset".into()))),
-        DeliveryOutcome::Retry(None)
-    );
-    assert_eq!(
-        classify(Err(HttpError::TooLarge)),
-        DeliveryOutcome::Retry(None)
-    );
+    assert_eq!(retried(classify(Err(HttpError::Timeout))).code, "timeout");
+    let t = retried(classify(Err(HttpError::Transport("connection reset".into()))));
+    assert_eq!((t.code.as_str(), t.reason.as_str()), ("transport", "connection reset"));
+    assert_eq!(retried(classify(Err(HttpError::TooLarge))).code, "too-large");
     assert_eq!(
         permanent(classify(Err(HttpError::Denied(
             "graph.facebook.com".into()
@@ -444,7 +412,7 @@ fn deliver_without_config_is_permanent_and_sends_nothing() {
 #[test]
 fn deliver_classifies_host_errors_and_logs() {
     let h = host().respond(Err(HttpError::Timeout));
-    assert_eq!(deliver(&h, &text("hi")), DeliveryOutcome::Retry(None));
+    assert_eq!(retried(deliver(&h, &text("hi"))).code, "timeout");
     let h = host().respond(Ok(resp(400, &fixture("error_131047.json"))));
     assert_eq!(permanent(deliver(&h, &text("hi"))).code, "131047");
     assert!(h.logs().iter().any(|(_, m)| m.contains("131047")));
