@@ -59,6 +59,10 @@ enum Scenario {
         account: String,
         #[arg(long)]
         app_secret: String,
+        /// Senders the webhooks come from, in turn; 0: every webhook from a new sender, so
+        /// each opens a session (the daemon's `max_open_sessions` must allow as many).
+        #[arg(long, default_value_t = 1_000)]
+        senders: u64,
     },
     Dispatch {
         #[arg(long, default_value = "wa-main")]
@@ -112,10 +116,10 @@ async fn connect(addr: SocketAddr) -> Result<Sender> {
 /// [`webhook_body`], written straight from a template: the load generator shares the CPU with
 /// the daemon it measures, so it spends as little as it can per request (building the JSON
 /// value for each one cost more than signing it).
-fn webhook_body_fast(n: u64, out: &mut Vec<u8>) {
+fn webhook_body_fast(n: u64, senders: u64, out: &mut Vec<u8>) {
     use std::io::Write;
     static PAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "x".repeat(560));
-    let user = n % 1_000;
+    let user = if senders == 0 { n } else { n % senders };
     out.clear();
     write!(
         out,
@@ -254,7 +258,7 @@ fn stat_ticks(stat: &str) -> Result<u64> {
     Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
 }
 
-async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Result<()> {
+async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str, senders: u64) -> Result<()> {
     let run = Run::new();
     let cpu = CpuProbe::start(cli.daemon_pid)?;
     let start = Instant::now();
@@ -266,7 +270,7 @@ async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str) -> Res
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let (path, mut body) = (format!("/webhooks/{account}"), Vec::with_capacity(1_200));
             while let Some(n) = run.take(limit) {
-                webhook_body_fast(n, &mut body);
+                webhook_body_fast(n, senders, &mut body);
                 let req = Request::post(path.as_str())
                     .header("host", &host)
                     .header("content-type", "application/json")
@@ -539,7 +543,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let addr = loopback(&cli.url)?;
     match &cli.scenario {
-        Scenario::Ingest { account, app_secret } => ingest(&cli, addr, account, app_secret).await,
+        Scenario::Ingest { account, app_secret, senders } => ingest(&cli, addr, account, app_secret, *senders).await,
         Scenario::Dispatch { account, api_token, mock } => dispatch(&cli, addr, account, api_token, *mock).await,
         Scenario::Footprint { account, api_token, mock, pid, queue, idle_seconds } => {
             footprint(&cli, addr, account, api_token, *mock, *pid, *queue, *idle_seconds).await
@@ -565,7 +569,7 @@ mod tests {
     fn the_fast_body_is_the_same_document() {
         let mut fast = Vec::new();
         for n in [0, 7, 1_234, 999_999] {
-            webhook_body_fast(n, &mut fast);
+            webhook_body_fast(n, 1_000, &mut fast);
             let a: serde_json::Value = serde_json::from_slice(&fast).unwrap();
             let b: serde_json::Value = serde_json::from_slice(&webhook_body(n)).unwrap();
             assert_eq!(a, b);

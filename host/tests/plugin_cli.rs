@@ -72,8 +72,8 @@ fn channel_template_new_build_test_inspect() {
         "ok    inbound unknown_type.json: 200, 1 event(s) [unsupported]",
         "ok    inbound: a forged signature is refused: 401, nothing stored",
         "ok    outbound \"text is delivered\": sent after 1 attempt(s) [delivered]",
-        "ok    outbound \"a provider outage is retried\": sent after 2 attempt(s) [retry, delivered]",
-        "ok    outbound \"an unknown chat fails for good\": failed after 1 attempt(s) [permanent]",
+        "ok    outbound \"a provider outage is retried\": sent after 2 attempt(s) [retry http-503, delivered]",
+        "ok    outbound \"an unknown chat fails for good\": failed after 1 attempt(s) [permanent chat_not_found]",
         "plugin test: 9 passed",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");

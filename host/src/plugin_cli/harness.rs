@@ -617,7 +617,19 @@ impl Harness {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        Ok(format!("{status} after {} attempt(s) [{}], {requests} provider request(s)", outcomes.len(), outcomes.join(", ")))
+        // Each attempt as the author wants to see it: a retry or failure with its code.
+        let shown: Vec<String> = row["attempts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        let outcome = x["outcome"].as_str().unwrap_or("?");
+                        x["code"].as_str().map_or_else(|| outcome.to_string(), |c| format!("{outcome} {c}"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(format!("{status} after {} attempt(s) [{}], {requests} provider request(s)", shown.len(), shown.join(", ")))
     }
 
     async fn invoke(&self, tool: &str, case: &InvokeCase) -> Result<String, String> {
