@@ -167,7 +167,6 @@ enum InboxCommand {
 }
 
 fn main() -> ExitCode {
-    switchboard::memory::limit_allocator_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Plugin { command } => plugin_cli::run(command),

@@ -1,28 +1,48 @@
-//! How the daemon's process asks for memory.
+//! How the daemon's process asks for memory: jemalloc, configured for a small, steady footprint.
 //!
-//! glibc's malloc gives threads their own arenas, up to eight per core, and each arena keeps
-//! what was freed in it. The daemon's threads come and go (tokio's blocking pool; compiling
-//! plugins at start on every core), so arenas multiply and hold memory an idle daemon no
-//! longer uses: the footprint benchmark (100k messages queued, 10 plugins) read 91–100 MiB
-//! of RSS with glibc's default, 85–91 MiB with four arenas, and ingest was as fast either way
-//! in back-to-back runs; two arenas saved no more and cost ~6 % of ingest throughput
-//! (BENCHMARKS.md).
+//! The store's writer thread is what limits ingest, and a third of its samples were glibc's
+//! `malloc`/`free` (redb allocates a buffer for every page it copies on write). jemalloc cut
+//! the daemon's CPU per webhook by 6–9 % and raised ingest by 6–11 % in alternating runs on the
+//! same machine (BENCHMARKS.md, "What changed"). mimalloc was as fast but held twice the memory;
+//! jemalloc with its defaults held ~8 MiB more than glibc and peaked over the footprint target
+//! (100 MiB with 100k queued messages). The settings below bring it back to glibc's:
+//! - one arena: the daemon's threads are few and mostly on two cores; more arenas only keep
+//!   more partly used pages;
+//! - freed pages go back to the kernel 200 ms after they fall idle, by jemalloc's background
+//!   thread, so an idle daemon shrinks without waiting for its next allocation (the thread
+//!   sleeps while there is nothing to return: idle CPU stays at zero);
+//! - per-thread caches only for small objects (≤ 1 KiB): caching 4 KiB page buffers per thread
+//!   is what kept the extra memory, and it bought no measurable speed.
+//!
+//! Declared in the library, so that the criterion benches and tests run on the daemon's
+//! allocator too.
 
-/// Malloc arenas the process may use.
-const ARENAS: i32 = 4;
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Caps glibc's malloc arenas at [`ARENAS`]. Call first thing in `main`, before any thread
-/// exists. Does nothing where the C library is not glibc.
-pub fn limit_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    set_arena_max(ARENAS);
-}
+/// jemalloc reads its options from this symbol at start (`_RJEM_MALLOC_CONF` in the
+/// environment still overrides them, for experiments).
+#[allow(non_upper_case_globals, unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: COptions = COptions(OPTIONS.as_ptr());
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// A `const char *`, as jemalloc declares `malloc_conf`.
+#[repr(transparent)]
+pub struct COptions(*const u8);
+
+// SAFETY: it points at a `'static` byte string that nothing writes.
 #[allow(unsafe_code)]
-fn set_arena_max(arenas: i32) {
-    // SAFETY: `mallopt` takes two integers and touches only malloc's own settings; glibc
-    // documents M_ARENA_MAX as settable at any time, and we call it before other threads run.
-    let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-    debug_assert_eq!(ok, 1, "glibc accepts M_ARENA_MAX");
+unsafe impl Sync for COptions {}
+
+/// jemalloc's option string (NUL-terminated, as C reads it). See the module docs for why.
+const OPTIONS: &[u8] = b"narenas:1,background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:0,tcache_max:1024\0";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_options_are_one_c_string() {
+        let opts = super::OPTIONS;
+        assert_eq!(opts.last(), Some(&0));
+        assert!(!opts[..opts.len() - 1].contains(&0));
+    }
 }
