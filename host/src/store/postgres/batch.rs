@@ -5,7 +5,8 @@
 //!
 //! Several daemons batch at once, and batches lock rows (conversations above all). To keep two
 //! batches from deadlocking, a batch first locks every conversation it will touch, in one
-//! global order. A deadlock or serialization conflict PostgreSQL still reports (two nodes
+//! global order, then the queue locks and then the session locks of its accounts (the caps
+//! that must hold across daemons), each in account order. A deadlock or serialization conflict PostgreSQL still reports (two nodes
 //! writing the same idempotency keys in opposite orders) rolls the batch back, and the batch
 //! runs again, up to [`MAX_TRIES`] times.
 //!
@@ -157,6 +158,7 @@ async fn commit_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Out>, StoreError>
     let tx = c.transaction().await?;
     lock_conversations(&tx, jobs).await?;
     lock_queues(&tx, jobs).await?;
+    lock_sessions(&tx, jobs).await?;
     let mut outs = Vec::with_capacity(jobs.len());
     for job in jobs {
         outs.push(match job {
@@ -188,6 +190,62 @@ async fn lock_queues(tx: &Tx<'_>, jobs: &[Job]) -> Result<(), StoreError> {
         query_opt(tx, "SELECT pg_advisory_xact_lock(hashtextextended('switchboard.outbox_queue.' || $1, 0))", &[&account]).await?;
     }
     Ok(())
+}
+
+/// Takes the session lock (a transaction-scoped advisory lock) of each account in which the
+/// batch may open a session, in account order, after the queue locks (the same order in every
+/// batch). The open-session count behind the account's cap is then taken with no other
+/// daemon's session-opening batch for that account in flight: without it, two daemons each
+/// counted below the cap and together opened twice its worth. Batches whose conversations are
+/// all open already (most of them, under load) take no lock: they cannot move the count up.
+async fn lock_sessions(tx: &Tx<'_>, jobs: &[Job]) -> Result<(), StoreError> {
+    // (account, conversation, last activity at or before which the session has closed)
+    let mut keys: Vec<(&str, &str, i64)> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Ingest { req, opts, now, .. } if let Some(h) = &opts.history => keys.extend(
+                req.events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction))
+                    .map(|e| (req.account.as_str(), e.conversation.as_str(), closed_at_or_before(*now, h))),
+            ),
+            Job::Enqueue { msg, now, .. } if let Some(h) = &msg.history => {
+                keys.push((msg.account.as_str(), msg.conversation.as_str(), closed_at_or_before(*now, h)))
+            }
+            _ => {}
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (mut accounts, mut conversations, mut closed) = (Vec::new(), Vec::new(), Vec::new());
+    for (a, c, f) in keys {
+        accounts.push(a);
+        conversations.push(c);
+        closed.push(f);
+    }
+    // The conversation rows exist and are locked (`lock_conversations`): their state cannot
+    // change before this transaction ends.
+    let opening = super::query(
+        tx,
+        "SELECT DISTINCT k.a FROM unnest($1::text[], $2::text[], $3::int8[]) AS k(a, c, f)
+         JOIN conversations v ON v.account = k.a AND v.conversation = k.c
+         WHERE v.last_activity IS NULL OR v.last_activity <= k.f
+         ORDER BY k.a",
+        &[&accounts, &conversations, &closed],
+    )
+    .await?;
+    for row in opening {
+        let account: &str = row.get(0);
+        query_opt(tx, "SELECT pg_advisory_xact_lock(hashtextextended('switchboard.sessions.' || $1, 0))", &[&account]).await?;
+    }
+    Ok(())
+}
+
+/// A conversation last active at or before this is no longer in a session at `now`.
+fn closed_at_or_before(now: u64, h: &crate::store::HistoryOptions) -> i64 {
+    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    signed(now).saturating_sub(signed(h.session_timeout_ms))
 }
 
 /// Locks the conversation rows the batch's messages touch, in (account, conversation) order,

@@ -287,3 +287,44 @@ conformance! {
         store.close().await;
     }
 }
+
+/// PostgreSQL only (one redb file has one daemon): two daemons opening sessions for one
+/// account at once cannot take it past its open-session cap between them (a batch that may
+/// open a session locks the account's sessions before counting them). Before that lock, each
+/// daemon admitted the whole cap: 20 sessions here.
+#[tokio::test]
+async fn two_daemons_share_an_accounts_session_cap() {
+    let Some(db) = crate::store::testing::TestStore::postgres().await else { return };
+    let clock = ManualClock::new(10_000);
+    let h = HistoryOptions { limit: 2, session_timeout_ms: 60_000, max_open_sessions: 10 };
+    let opts = IngestOptions { history: Some(h), ..Default::default() };
+    let (a, b) = (db.open(&clock).await, db.open(&clock).await);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..120u32 {
+        let (s, opts) = (if i % 2 == 0 { a.clone() } else { b.clone() }, opts.clone());
+        set.spawn(async move {
+            match s.ingest_with(req(vec![message(&format!("e{i}"), &format!("c{i}"))]), opts).await.unwrap() {
+                Ingested::Stored(..) => Some(i),
+                Ingested::SessionLimit { open } => {
+                    assert!(open <= 10, "{open}");
+                    None
+                }
+            }
+        });
+    }
+    let mut opened = Vec::new();
+    while let Some(r) = set.join_next().await {
+        opened.extend(r.unwrap());
+    }
+    assert_eq!(opened.len(), 10, "exactly the cap's worth of sessions opened across both daemons");
+    // Outbound obeys the same shared count: a new conversation is refused on either daemon,
+    // an open one is written to.
+    for s in [&a, &b] {
+        let new = NewMessage { history: Some(h), ..outbound("fresh") };
+        assert!(matches!(s.enqueue(new).await.unwrap(), EnqueueOutcome::SessionLimit { open: 10 }));
+        let open = NewMessage { history: Some(h), ..outbound(&format!("c{}", opened[0])) };
+        assert!(matches!(s.enqueue(open).await.unwrap(), EnqueueOutcome::Created(_)));
+    }
+    a.close().await;
+    b.close().await;
+}
