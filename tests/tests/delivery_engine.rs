@@ -56,6 +56,35 @@ async fn two_workers_racing_for_1000_messages_deliver_each_exactly_once() {
     d.stop().await;
 }
 
+/// One slow provider call does not hold its worker's other slots empty: the worker tops its
+/// deliveries up as they finish. (It used to claim a batch and wait for all of it, so the six
+/// below waited for the stalled first one, up to the provider timeout.)
+#[tokio::test]
+async fn a_stalled_delivery_does_not_hold_up_the_rest_of_its_workers_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockProvider::start().await;
+    let cfg = config(dir.path(), &mock, "workers = 1\nbatch = 4", UNLIMITED);
+    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let release = mock.hold_next(200, r#"{"messaging_product":"whatsapp","messages":[{"id":"wamid.HELD"}]}"#);
+    let send = |i: usize| d.api("/v1/messages", json!({ "account": "wa-main", "to": to(i), "text": format!("m{i}") }));
+    let (_, first) = send(0).await;
+    eventually("the first send reaches the provider", || mock.requests().len() == 1).await;
+    for i in 1..=6 {
+        send(i).await;
+    }
+    eventually("the other six are delivered while the first is held", || mock.requests().len() == 7).await;
+    let (_, held) = d.get(&format!("/v1/messages/{}", first["id"].as_str().unwrap())).await;
+    assert_eq!(held["status"], "sending", "the first is still at the provider");
+    release.notify_one();
+    let m = d.message_until(first["id"].as_str().unwrap(), |m| m["status"] == "sent").await;
+    assert_eq!(m["provider_message_id"], "wamid.HELD");
+    let mut to_each: Vec<String> = mock.requests().iter().map(|r| r.body["to"].as_str().unwrap().to_string()).collect();
+    to_each.sort();
+    to_each.dedup();
+    assert_eq!(to_each.len(), 7, "each sent once");
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn a_worker_whose_lease_expired_mid_delivery_cannot_record_its_outcome() {
     let dir = tempfile::tempdir().unwrap();

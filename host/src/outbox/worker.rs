@@ -1,8 +1,13 @@
-//! The delivery workers. Each of `workers` loops claims up to `batch` due messages under fenced
-//! leases and delivers them concurrently: limiter and breaker first (a message that must wait
-//! is rescheduled, no attempt counted), then the plugin's `deliver` while a heartbeat renews
-//! the lease, then the outcome is recorded — only if this worker still holds the lease, so a
+//! The delivery workers. Each of `workers` loops keeps up to `batch` deliveries in flight,
+//! claimed under fenced leases: limiter and breaker first (a message that must wait is
+//! rescheduled, no attempt counted), then the plugin's `deliver` while a heartbeat renews the
+//! lease, then the outcome is recorded — only if this worker still holds the lease, so a
 //! worker that stalled past its lease cannot overwrite the next holder's result.
+//!
+//! A worker tops its deliveries up as they finish instead of claiming a batch and waiting for
+//! all of it: one slow provider call (a timeout is 30 s) used to hold the batch's other slots
+//! empty until it ended. It claims again once a quarter of its slots are free (or all are),
+//! so a claim, a durable write, serves several messages.
 
 use super::backoff::Backoff;
 use super::policy::AccountDelivery;
@@ -23,81 +28,104 @@ const ACCOUNT_DOWN_RETRY_MS: u64 = 60_000;
 /// their wall-clock cap, most within milliseconds.
 const SANDBOX_BUSY_RETRY_MS: u64 = 250;
 
+/// Whether a worker with `in_flight` of `batch` deliveries running claims more now: when
+/// none run, or a quarter of its slots (at least one) are free.
+fn refills(in_flight: usize, batch: usize) -> bool {
+    let free = batch.saturating_sub(in_flight);
+    free > 0 && (in_flight == 0 || free >= batch.div_ceil(4))
+}
+
 pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<bool>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut cut_off = app.cut_off.subscribe();
     loop {
-        if *shutdown.borrow() {
+        // Shutting down: no more claims; the deliveries under way finish (or are cut off).
+        let stopping = *shutdown.borrow();
+        if stopping && tasks.is_empty() {
             break;
         }
         // Read every round: a config reload changes batch, lease and poll interval.
         let cfg = app.current_config().delivery.clone();
+        let refill = !stopping && refills(tasks.len(), cfg.batch);
         // Listen before looking, so that a message queued (or a test clock moved) between
-        // the look and the wait still wakes this worker. Boxed so that it can be dropped
-        // before delivering: a registered listener that is busy delivering would otherwise
-        // take a wake-up meant for an idle worker and pass it on only when its batch is done.
-        let mut woken = Box::pin(app.outbox_wake.notified());
-        woken.as_mut().enable();
+        // the look and the wait still wakes this worker. Only a worker that would claim
+        // listens: one whose slots are full would take a wake-up meant for an idle worker
+        // and pass it on only when it has room.
+        let mut woken = refill.then(|| {
+            let mut w = Box::pin(app.outbox_wake.notified());
+            w.as_mut().enable();
+            w
+        });
         let moved = app.clock.moved();
-        let now = app.clock.now_ms();
-        // Look (a read) before claiming (a durable write): idle, nothing is committed.
-        let next = app.store.next_outbox_due(cfg.ordered).await;
-        let claimed = match next {
-            Ok(None) => Vec::new(),
-            Ok(Some(at)) if at > now => Vec::new(),
-            _ => match app.store.claim_outbox(cfg.batch, cfg.lease_ms, cfg.ordered).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(worker, error = %e, "outbox claim failed");
-                    Vec::new()
-                }
-            },
-        };
-        if claimed.is_empty() {
+        let mut sleep = Duration::ZERO;
+        if refill {
+            let now = app.clock.now_ms();
+            let free = cfg.batch - tasks.len();
+            // Look (a read) before claiming (a durable write): idle, nothing is committed.
+            let next = app.store.next_outbox_due(cfg.ordered).await;
+            let claimed = match next {
+                Ok(None) => Vec::new(),
+                Ok(Some(at)) if at > now => Vec::new(),
+                _ => match app.store.claim_outbox(free, cfg.lease_ms, cfg.ordered).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(worker, error = %e, "outbox claim failed");
+                        Vec::new()
+                    }
+                },
+            };
+            if claimed.len() >= free {
+                // As many as asked for: more may be due. Another worker looks meanwhile.
+                app.outbox_wake.notify_one();
+            }
             let poll = Duration::from_millis(cfg.poll_interval_ms);
-            let sleep = match next {
+            // Claimed fewer than asked: nothing else is due before `next` (or, when it was due
+            // and not all of it could be taken, look again after the poll interval).
+            sleep = match next {
                 Ok(next) => crate::idle::sleep_for(next, now, poll, app.store.shared()),
                 Err(_) => poll,
             };
-            tokio::select! {
-                _ = woken => {}
-                _ = tokio::time::sleep(sleep) => {}
-                _ = crate::clock::moved(moved) => {}
-                _ = shutdown.changed() => {}
+            if !claimed.is_empty() {
+                metrics::OutboxClaimed { claimed: claimed.len(), reclaimed: claimed.iter().filter(|c| c.reclaimed).count() }
+                    .emit(&app.metrics);
             }
-            continue;
+            for c in claimed {
+                let app = app.clone();
+                app.in_flight.hold(&c.row.id, c.token);
+                let span = tracing::info_span!("deliver", worker, message_id = %c.row.id, correlation_id = %c.row.correlation_id);
+                tasks.spawn(
+                    async move {
+                        let id = c.row.id.clone();
+                        deliver_one(&app, c).await;
+                        app.in_flight.done(&id);
+                    }
+                    .instrument(span),
+                );
+            }
         }
-        drop(woken);
-        if claimed.len() >= cfg.batch {
-            // A full batch: more may be due. Another worker looks while this one delivers.
-            app.outbox_wake.notify_one();
+        let listening = !stopping && refills(tasks.len(), cfg.batch);
+        if !listening {
+            woken = None;
         }
-        metrics::OutboxClaimed { claimed: claimed.len(), reclaimed: claimed.iter().filter(|c| c.reclaimed).count() }.emit(&app.metrics);
         // Deliveries run concurrently; if shutdown runs out of time they are cut off (and their
         // leases released by the daemon, see `InFlight`).
-        let mut tasks = tokio::task::JoinSet::new();
-        for c in claimed {
-            let app = app.clone();
-            app.in_flight.hold(&c.row.id, c.token);
-            let span = tracing::info_span!("deliver", worker, message_id = %c.row.id, correlation_id = %c.row.correlation_id);
-            tasks.spawn(
-                async move {
-                    let id = c.row.id.clone();
-                    deliver_one(&app, c).await;
-                    app.in_flight.done(&id);
+        tokio::select! {
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                if !refills(tasks.len(), cfg.batch) {
+                    // Others may be waiting behind a conversation just finished, and this
+                    // worker will not look yet.
+                    app.outbox_wake.notify_one();
                 }
-                .instrument(span),
-            );
+            }
+            () = async { drop(cut_off.wait_for(|c| *c).await) } => {
+                // Shutdown ran out of time: stop the deliveries and wait until they have stopped.
+                return tasks.shutdown().await;
+            }
+            _ = async { if let Some(w) = woken.as_mut() { w.await } else { std::future::pending().await } }, if listening => {}
+            _ = tokio::time::sleep(sleep), if listening => {}
+            _ = crate::clock::moved(moved), if listening => {}
+            _ = shutdown.changed(), if !stopping => {}
         }
-        let mut cut_off = app.cut_off.subscribe();
-        let cut = tokio::select! {
-            _ = async { while tasks.join_next().await.is_some() {} } => false,
-            _ = cut_off.wait_for(|c| *c) => true,
-        };
-        if cut {
-            // Shutdown ran out of time: stop the deliveries and wait until they have stopped.
-            return tasks.shutdown().await;
-        }
-        // Others may be waiting behind a conversation we just finished.
-        app.outbox_wake.notify_one();
     }
 }
 
