@@ -286,3 +286,18 @@ async fn record(app: &App, row: &OutboxRow, token: u64, attempt: Option<Attempt>
         Err(e) => tracing::error!(error = %e, "recording delivery outcome failed; the lease will expire and retry"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::refills;
+
+    #[test]
+    fn a_worker_claims_when_idle_or_a_quarter_of_its_slots_are_free() {
+        assert!(refills(0, 8), "idle: claim");
+        assert!(!refills(7, 8) && !refills(8, 8), "one of eight free: wait for a second");
+        assert!(refills(6, 8), "a quarter free: top up");
+        assert!(refills(0, 1) && !refills(1, 1), "a batch of one claims whenever it is free");
+        assert!(!refills(49, 64) && refills(48, 64));
+        assert!(!refills(9, 8), "a reload that lowered batch below what is in flight: wait");
+    }
+}
