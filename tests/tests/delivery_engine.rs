@@ -8,10 +8,15 @@ use switchboard::clock::ManualClock;
 use switchboard::config::Config;
 use switchboard_tests::*;
 
-/// The standard test config with extra `[delivery]` keys and extra tables appended.
-fn config(dir: &std::path::Path, mock: &MockProvider, delivery: &str, tables: &str) -> Config {
-    let text = config_toml(dir, &mock.base_url()).replace("poll_interval_ms = 5", &format!("poll_interval_ms = 5\n{delivery}"));
-    Config::parse(&format!("{text}\n{tables}"), "test").unwrap()
+/// A daemon on the fake clock at `T0` and a mock Graph API, with the standard test config plus
+/// extra `[delivery]` keys and extra tables. The temp dir holds the store: keep it alive.
+async fn start(delivery: &str, tables: &str) -> (tempfile::TempDir, MockProvider, TestDaemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockProvider::start().await;
+    let text = config_toml(dir.path(), &mock.base_url()).replace("poll_interval_ms = 5", &format!("poll_interval_ms = 5\n{delivery}"));
+    let cfg = Config::parse(&format!("{text}\n{tables}"), "test").unwrap();
+    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    (dir, mock, d)
 }
 
 const UNLIMITED: &str = "[delivery.rate_limits]\naccount_per_sec = 1000000\nrecipient_per_sec = 1000000\nrecipient_burst = 1000\nconversation_per_sec = 1000000\n";
@@ -22,10 +27,7 @@ fn to(i: usize) -> String {
 
 #[tokio::test]
 async fn two_workers_racing_for_1000_messages_deliver_each_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockProvider::start().await;
-    let cfg = config(dir.path(), &mock, "workers = 2\nbatch = 16", UNLIMITED);
-    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let (_dir, mock, d) = start("workers = 2\nbatch = 16", UNLIMITED).await;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..1_000 {
         let (http, base) = (d.http.clone(), d.base.clone());
@@ -61,10 +63,7 @@ async fn two_workers_racing_for_1000_messages_deliver_each_exactly_once() {
 /// below waited for the stalled first one, up to the provider timeout.)
 #[tokio::test]
 async fn a_stalled_delivery_does_not_hold_up_the_rest_of_its_workers_slots() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockProvider::start().await;
-    let cfg = config(dir.path(), &mock, "workers = 1\nbatch = 4", UNLIMITED);
-    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let (_dir, mock, d) = start("workers = 1\nbatch = 4", UNLIMITED).await;
     let release = mock.hold_next(200, r#"{"messaging_product":"whatsapp","messages":[{"id":"wamid.HELD"}]}"#);
     let send = |i: usize| d.api("/v1/messages", json!({ "account": "wa-main", "to": to(i), "text": format!("m{i}") }));
     let (_, first) = send(0).await;
@@ -87,10 +86,7 @@ async fn a_stalled_delivery_does_not_hold_up_the_rest_of_its_workers_slots() {
 
 #[tokio::test]
 async fn a_worker_whose_lease_expired_mid_delivery_cannot_record_its_outcome() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockProvider::start().await;
-    let cfg = config(dir.path(), &mock, "workers = 2\nlease_ms = 60000", UNLIMITED);
-    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let (_dir, mock, d) = start("workers = 2\nlease_ms = 60000", UNLIMITED).await;
     // The first attempt stalls at the provider past its lease, then fails.
     let release = mock.hold_next(500, r#"{"error":{"code":131000,"message":"Something went wrong"}}"#);
     let (_, a) = d.api("/v1/messages", json!({ "account": "wa-main", "to": USER, "text": "hello" })).await;
@@ -158,10 +154,7 @@ workers = 2");
 
 #[tokio::test]
 async fn after_max_attempts_the_message_is_dead_lettered_and_redrive_sends_it_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockProvider::start().await;
-    let cfg = config(dir.path(), &mock, "", "[accounts.wa-main.retry]\nmax_attempts = 2\n");
-    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let (_dir, mock, d) = start("", "[accounts.wa-main.retry]\nmax_attempts = 2\n").await;
     d.signed_webhook(&fixture("text.json")).await;
     let fail = r#"{"error":{"code":131000,"message":"Something went wrong"}}"#;
     mock.respond_next(500, fail);
@@ -201,10 +194,7 @@ async fn after_max_attempts_the_message_is_dead_lettered_and_redrive_sends_it_on
 
 #[tokio::test]
 async fn a_full_queue_answers_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockProvider::start().await;
-    let cfg = config(dir.path(), &mock, "max_queued = 1", "");
-    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let (_dir, mock, d) = start("max_queued = 1", "").await;
     mock.respond_next(500, r#"{"error":{"code":131000,"message":"Something went wrong"}}"#);
     let (s, a) = d.api("/v1/messages", json!({ "account": "wa-main", "to": USER, "text": "one" })).await;
     assert_eq!(s, 202);
@@ -224,11 +214,8 @@ async fn a_full_queue_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn an_open_breaker_makes_messages_wait_without_burning_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockProvider::start().await;
     let tables = format!("{UNLIMITED}[delivery.breaker]\nmin_calls = 2\nfailure_rate_percent = 50\ncooldown_ms = 10000\n");
-    let cfg = config(dir.path(), &mock, "", &tables);
-    let d = TestDaemon::start_with(cfg, ManualClock::new(T0)).await;
+    let (_dir, mock, d) = start("", &tables).await;
     let fail = r#"{"error":{"code":131000,"message":"Something went wrong"}}"#;
     mock.respond_next(500, fail);
     mock.respond_next(500, fail);
