@@ -21,6 +21,10 @@ pub(super) struct ConversationState {
     pub session: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity_ms: Option<u64>,
+    /// The time the conversation's SESSION_ACTIVITY entry is keyed by, when it lags
+    /// `last_activity_ms` (see [`activity_step`]); `None`: keyed by `last_activity_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_entry_ms: Option<u64>,
     /// The ring the conversation's history is laid out in: `limit` slots, the next message
     /// going to slot `next % limit` (see [`record`]). `None` in rows written before the ring,
     /// whose history is keyed by sequence number: laid out again on its next message.
@@ -64,21 +68,45 @@ fn entries_key(account: &str) -> String {
     key2("session_entries", account)
 }
 
+/// How far a conversation's SESSION_ACTIVITY entry may lag its last activity: 1 % of the
+/// session timeout. Moving the entry on every message was a B-tree delete and insert per
+/// message on the writer thread; a busy conversation now moves it at most once a step.
+/// [`open_sessions`] checks an entry that looks expired against the conversation's row
+/// before it prunes it, so the count stays exact.
+pub(super) fn activity_step(opts: &HistoryOptions) -> u64 {
+    opts.session_timeout_ms / 100
+}
+
 /// Conversations of `account` active within the session timeout.
 ///
 /// Counting them by scanning the activity index cost one B-tree step per open session, on
 /// the store's one writer thread, for every message that opens a session: an account with a
 /// cap of 100,000 spent milliseconds per new conversation. The account's entries are counted
 /// instead ([`record`] keeps the count), and the entries that expired since the last look
-/// are pruned here, each once: amortised O(1) per session. A session timeout raised later
-/// does not bring pruned entries back: their conversations count again on their next message.
+/// are pruned here, each once: amortised O(1) per session. An entry that lags a conversation
+/// still active ([`activity_step`]) is keyed again by its last activity instead. A session
+/// timeout raised later does not bring pruned entries back: their conversations count again
+/// on their next message.
 pub(super) fn open_sessions(t: &mut HotTables<'_>, account: &str, now: u64, opts: &HistoryOptions) -> Result<usize, StoreError> {
     let from = now.saturating_sub(opts.session_timeout_ms) + 1;
+    let expired: Vec<(u64, String)> = t
+        .session_activity
+        .range((account, 0, "")..(account, from, ""))?
+        .map(|r| r.map(|(k, _)| (k.value().1, k.value().2.to_string())))
+        .collect::<Result<_, _>>()?;
     let mut pruned = 0u64;
-    t.session_activity.retain_in((account, 0, "")..(account, from, ""), |_, _| {
-        pruned += 1;
-        false
-    })?;
+    for (at, conversation) in expired {
+        t.session_activity.remove((account, at, conversation.as_str()))?;
+        let key = key2(account, &conversation);
+        let mut state = ConversationState::load(t, &key)?;
+        match state.last_activity_ms {
+            Some(last) if last >= from && t.session_activity.insert((account, last, conversation.as_str()), ())?.is_none() => {
+                state.activity_entry_ms = None;
+                state.save(t, &key)?;
+            }
+            _ => pruned += 1,
+        }
+    }
     let key = entries_key(account);
     let entries = if pruned > 0 { t.add_counter(&key, -(pruned as i64))? } else { t.read_counter(&key)? };
     Ok(entries as usize)
@@ -119,11 +147,13 @@ pub(super) fn record(
         state.session += 1;
     }
     let last = state.last_activity_ms.map_or(now, |t| t.max(now));
-    if state.last_activity_ms != Some(last) {
+    let keyed_at = state.activity_entry_ms.or(state.last_activity_ms);
+    // A session that was closed is always a step behind, so it gets its entry back.
+    if keyed_at.is_none_or(|at| last.saturating_sub(at) >= activity_step(opts).max(1)) {
         // Moving an entry leaves the account's count as it is; a conversation's first entry
         // (or its first since its old one was pruned) adds one.
         let mut delta = 0;
-        if let Some(prev) = state.last_activity_ms
+        if let Some(prev) = keyed_at
             && t.session_activity.remove((account, prev, conversation))?.is_some()
         {
             delta -= 1;
@@ -134,6 +164,9 @@ pub(super) fn record(
         if delta != 0 {
             t.add_counter(&entries_key(account), delta)?;
         }
+        state.activity_entry_ms = None;
+    } else {
+        state.activity_entry_ms = keyed_at;
     }
     state.last_activity_ms = Some(last);
 
@@ -254,6 +287,45 @@ mod tests {
         let store = RedbStore::open(&path, clock, StoreOptions::default()).unwrap();
         let refused = store.ingest_with(ingest("e3", "c3"), opts).await.unwrap();
         assert_eq!(refused, Ingested::SessionLimit { open: 2 });
+        store.close().await;
+    }
+
+    /// A conversation's activity entry moves at most once a step (1 % of the timeout), and the
+    /// cap still counts exactly the open sessions: a lagging entry is keyed again, not pruned.
+    #[tokio::test]
+    async fn the_activity_entry_moves_once_a_step_and_the_count_stays_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(10_000));
+        let store = RedbStore::open(&dir.path().join("s.redb"), clock.clone(), StoreOptions::default()).unwrap();
+        let h = HistoryOptions { limit: 3, session_timeout_ms: 10_000, max_open_sessions: 1 };
+        let opts = IngestOptions { history: Some(h), ..Default::default() };
+        let entries = |store: &RedbStore| -> Vec<u64> {
+            let txn = store.read().unwrap();
+            let t = txn.open_table(super::super::tables::SESSION_ACTIVITY).unwrap();
+            t.iter().unwrap().map(|r| r.unwrap().0.value().1).collect()
+        };
+        let mut n = 0;
+        let mut send = |c: &str| {
+            n += 1;
+            IngestRequest { account: "a".into(), correlation_id: "x".into(), events: vec![crate::store::tests::queues::message(&format!("e{n}"), c)] }
+        };
+        store.ingest_with(send("c1"), opts.clone()).await.unwrap();
+        clock.advance_ms(50);
+        store.ingest_with(send("c1"), opts.clone()).await.unwrap();
+        assert_eq!(entries(&store), [10_000], "within a step: the entry stays");
+        clock.advance_ms(70);
+        store.ingest_with(send("c1"), opts.clone()).await.unwrap();
+        assert_eq!(entries(&store), [10_120], "a step on: it moves");
+        clock.advance_ms(50);
+        store.ingest_with(send("c1"), opts.clone()).await.unwrap();
+        assert_eq!(entries(&store), [10_120], "last activity 10,170, entry 10,120");
+        // The entry looks expired before the session is: checked and keyed again.
+        clock.advance_ms(9_990);
+        assert_eq!(store.ingest_with(send("c2"), opts.clone()).await.unwrap(), Ingested::SessionLimit { open: 1 }, "c1 is open");
+        assert_eq!(entries(&store), [10_170]);
+        clock.advance_ms(10);
+        assert!(matches!(store.ingest_with(send("c2"), opts.clone()).await.unwrap(), Ingested::Stored(..)), "c1 closed at 20,170");
+        assert_eq!(entries(&store), [20_170], "c1's entry pruned, c2's added");
         store.close().await;
     }
 

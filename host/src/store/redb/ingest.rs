@@ -105,7 +105,7 @@ fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOpti
         t.dedupe.insert(key.as_str(), now + ttl)?;
         t.dedupe_expiry.insert((now + ttl, key.as_str()), ())?;
         if let Some(update) = &event.status {
-            shared.close();
+            shared.close()?;
             if outbox::apply_status(shared.txn(), &req.account, update, now)? {
                 out.status_updates += 1;
             }
@@ -114,7 +114,7 @@ fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOpti
             && let (Some(sender), Some(reply)) = (&event.sender, event.text.as_deref().and_then(crate::model::approval_reply))
             && opts.approvers.iter().any(|a| crate::model::same_sender(sender, a))
         {
-            shared.close();
+            shared.close()?;
             let (approved, resolved) = tools::resolve_in(shared.txn(), &req.account, &event.conversation, reply, sender, now)?;
             effects.approved_calls.extend(approved);
             effects.approvals_resolved += resolved;
@@ -136,7 +136,7 @@ fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOpti
         let row = InboxRow::received(id, &req.account, &req.correlation_id, event, now);
         let pushed = opts.push.as_ref().is_some_and(|p| p.kinds.as_ref().is_none_or(|k| k.contains(&row.event.kind)));
         if pushed {
-            shared.close();
+            shared.close()?;
             push::enqueue_in(shared.txn(), &row, now)?;
             effects.pushed += 1;
         }

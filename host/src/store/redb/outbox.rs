@@ -348,7 +348,7 @@ fn record_in(
             move_due_in(&mut t.outbox_due, &mut row, None)?;
             row.status = MessageStatus::Failed;
             finish(t, &row, now)?;
-            shared.close(); // the dead-letter queue opens its own tables
+            shared.close()?; // the dead-letter queue opens its own tables
             dlq::put(
                 shared.txn(),
                 &DeadLetter::outbound(&row, format!("{}: {}", failure.code, failure.reason), now),

@@ -91,7 +91,7 @@ impl Writer {
         F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     {
         self.submit_shared(move |shared: &mut SharedTables<'_>| {
-            shared.close();
+            shared.close()?;
             f(shared.txn())
         })
         .await
@@ -247,6 +247,7 @@ fn commit_batch(db: &Database, batch: &mut [Box<dyn Pending>]) -> Result<(), Sto
         for job in batch.iter_mut() {
             job.apply(&mut shared)?; // dropping `txn` on error aborts it
         }
+        shared.close()?;
     }
     txn.commit()?;
     Ok(())
