@@ -63,6 +63,10 @@ enum Scenario {
         /// each opens a session (the daemon's `max_open_sessions` must allow as many).
         #[arg(long, default_value_t = 1_000)]
         senders: u64,
+        /// Wamids in no order, as real ones are (a hash of the sequence number): each dedupe
+        /// key then lands on its own B-tree leaf instead of at the end of the index.
+        #[arg(long)]
+        scattered_ids: bool,
     },
     Dispatch {
         #[arg(long, default_value = "wa-main")]
@@ -116,11 +120,13 @@ async fn connect(addr: SocketAddr) -> Result<Sender> {
 /// [`webhook_body`], written straight from a template: the load generator shares the CPU with
 /// the daemon it measures, so it spends as little as it can per request (building the JSON
 /// value for each one cost more than signing it).
-fn webhook_body_fast(n: u64, senders: u64, out: &mut Vec<u8>) {
+fn webhook_body_fast(n: u64, senders: u64, scattered: bool, out: &mut Vec<u8>) {
     use std::io::Write;
     static PAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "x".repeat(560));
     // New senders are new across runs too (a block of ten million numbers per run).
     let user = if senders == 0 { (*RUN_ID as u64 % 1_000) * 10_000_000 + n } else { n % senders };
+    // Multiplying by an odd constant is a bijection on u64: still unique, in no order.
+    let id = if scattered { n.wrapping_mul(0x9E37_79B9_7F4A_7C15) } else { n };
     out.clear();
     write!(
         out,
@@ -129,7 +135,7 @@ fn webhook_body_fast(n: u64, senders: u64, out: &mut Vec<u8>) {
             r#""messages":[{{"from":"1650{:07}","id":"wamid.BENCH{:08x}{:016}","text":{{"body":"load test message {} {}"}},"timestamp":"1749416383","type":"text"}}],"#,
             r#""messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}}}}}}],"id":"102290129340398"}}],"object":"whatsapp_business_account"}}"#
         ),
-        user, user, *RUN_ID, n, n, *PAD
+        user, user, *RUN_ID, id, n, *PAD
     )
     .expect("writing to a Vec");
 }
@@ -267,7 +273,7 @@ fn stat_ticks(stat: &str) -> Result<u64> {
     Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
 }
 
-async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str, senders: u64) -> Result<()> {
+async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str, senders: u64, scattered: bool) -> Result<()> {
     let run = Run::new();
     let cpu = CpuProbe::start(cli.daemon_pid)?;
     let start = Instant::now();
@@ -279,7 +285,7 @@ async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str, sender
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let (path, mut body) = (format!("/webhooks/{account}"), Vec::with_capacity(1_200));
             while let Some(n) = run.take(limit) {
-                webhook_body_fast(n, senders, &mut body);
+                webhook_body_fast(n, senders, scattered, &mut body);
                 let req = Request::post(path.as_str())
                     .header("host", &host)
                     .header("content-type", "application/json")
@@ -552,7 +558,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let addr = loopback(&cli.url)?;
     match &cli.scenario {
-        Scenario::Ingest { account, app_secret, senders } => ingest(&cli, addr, account, app_secret, *senders).await,
+        Scenario::Ingest { account, app_secret, senders, scattered_ids } => ingest(&cli, addr, account, app_secret, *senders, *scattered_ids).await,
         Scenario::Dispatch { account, api_token, mock } => dispatch(&cli, addr, account, api_token, *mock).await,
         Scenario::Footprint { account, api_token, mock, pid, queue, idle_seconds } => {
             footprint(&cli, addr, account, api_token, *mock, *pid, *queue, *idle_seconds).await
@@ -578,11 +584,26 @@ mod tests {
     fn the_fast_body_is_the_same_document() {
         let mut fast = Vec::new();
         for n in [0, 7, 1_234, 999_999] {
-            webhook_body_fast(n, 1_000, &mut fast);
+            webhook_body_fast(n, 1_000, false, &mut fast);
             let a: serde_json::Value = serde_json::from_slice(&fast).unwrap();
             let b: serde_json::Value = serde_json::from_slice(&webhook_body(n)).unwrap();
             assert_eq!(a, b);
         }
+    }
+
+    /// `--scattered-ids`: every wamid still unique, but not in increasing order.
+    #[test]
+    fn scattered_ids_are_unique_and_unordered() {
+        let mut body = Vec::new();
+        let ids: Vec<String> = (0..1_000)
+            .map(|n| {
+                webhook_body_fast(n, 1_000, true, &mut body);
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                v["entry"][0]["changes"][0]["value"]["messages"][0]["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len(), ids.len());
+        assert!(ids.windows(2).any(|w| w[0] > w[1]), "not increasing");
     }
 
     #[test]
