@@ -59,21 +59,18 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
         Some(crate::accounts::AccountState::Ready(ctx)) => ctx.clone(),
     };
     let conversation = req.conversation.clone().unwrap_or_else(|| req.to.clone());
-    // Only a window we *know* is closed is refused here; with no record (e.g. history from
-    // before this daemon) the provider decides and its error is classified as usual.
-    if req.body.is_free_form()
-        && has_window(app, &ctx.plugin)
-        && let Some(last) = app.store.last_inbound_ms(&req.account, &conversation).await?
-    {
-        let closes = last + WINDOW_MS;
-        if app.clock.now_ms() >= closes {
-            return Err(SendError::OutsideWindow { closed_at_ms: closes });
-        }
-    }
+    // Only a window we *know* is closed is refused (the store checks it in the enqueue's
+    // transaction); with no record (e.g. history from before this daemon) the provider
+    // decides and its error is classified as usual.
+    let window_ms = (req.body.is_free_form() && has_window(app, &ctx.plugin)).then_some(WINDOW_MS);
     let config = app.current_config();
-    let fingerprint = {
-        let canon = serde_json::json!([req.account, req.to, conversation, req.body, req.metadata, req.priority]);
-        hex::encode(Sha256::digest(canon.to_string().as_bytes()))
+    // Only a message with an Idempotency-Key is ever compared with another.
+    let fingerprint = match &req.idempotency_key {
+        Some(_) => {
+            let canon = serde_json::json!([req.account, req.to, conversation, req.body, req.metadata, req.priority]);
+            hex::encode(Sha256::digest(canon.to_string().as_bytes()))
+        }
+        None => String::new(),
     };
     let outcome = app
         .store
@@ -89,6 +86,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
             priority: req.priority,
             max_queued: config.delivery.max_queued,
             idempotency_ttl_ms: config.delivery.idempotency_ttl_ms,
+            window_ms,
             // Recorded in the enqueue's own transaction: one durable write per message, and
             // the session cap checked where it cannot race another message.
             history: Some(crate::agent::history_options(&config)),
@@ -103,6 +101,7 @@ pub async fn submit(app: &App, req: SendRequest) -> Result<(OutboxRow, bool), Se
         EnqueueOutcome::Existing(row) => Ok((row, false)),
         EnqueueOutcome::KeyConflict { id } => Err(SendError::KeyConflict(id)),
         EnqueueOutcome::QueueFull { queued } => Err(SendError::QueueFull { account: ctx.id.clone(), queued }),
+        EnqueueOutcome::OutsideWindow { closed_at_ms } => Err(SendError::OutsideWindow { closed_at_ms }),
         EnqueueOutcome::SessionLimit { open } => Err(SendError::SessionLimit { account: ctx.id.clone(), open }),
     }
 }

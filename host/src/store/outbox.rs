@@ -111,7 +111,8 @@ pub struct NewMessage {
     pub body: MessageBody,
     pub metadata: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
-    /// Hash of the request, so a reused key with a different request is refused.
+    /// Hash of the request, so a reused key with a different request is refused (empty
+    /// without a key: nothing compares it).
     pub fingerprint: String,
     pub correlation_id: String,
     pub priority: Priority,
@@ -119,6 +120,12 @@ pub struct NewMessage {
     pub max_queued: u64,
     /// How long the idempotency key is remembered.
     pub idempotency_ttl_ms: u64,
+    /// Refuse the message if the conversation's last inbound message is older than this (a
+    /// free-form message on a channel with a customer-service window). Checked in the
+    /// enqueue's own transaction, against the same row the enqueue writes: no separate read
+    /// per message, and no inbound message can slip between the check and the write. A
+    /// conversation with no inbound on record is not refused: the provider decides.
+    pub window_ms: Option<u64>,
     /// Keep the message in its conversation's history, in the same transaction, and refuse it
     /// (nothing written) if it would open a session beyond the account's cap.
     pub history: Option<HistoryOptions>,
@@ -168,6 +175,9 @@ pub enum EnqueueOutcome {
     KeyConflict { id: String },
     /// The account's queue is at its cap.
     QueueFull { queued: u64 },
+    /// The conversation's customer-service window closed at this time (only with
+    /// [`NewMessage::window_ms`]).
+    OutsideWindow { closed_at_ms: u64 },
     /// The message would open a session in its conversation and the account already has
     /// `open` sessions, its cap (only with [`NewMessage::history`]).
     SessionLimit { open: usize },

@@ -118,6 +118,15 @@ pub(super) async fn enqueue_in(tx: &Tx<'_>, msg: NewMessage, id: String, now: u6
     if queued >= msg.max_queued {
         return Ok(EnqueueOutcome::QueueFull { queued });
     }
+    if let Some(window) = msg.window_ms {
+        let sql = "SELECT last_inbound FROM conversations WHERE account = $1 AND conversation = $2";
+        let last = query_opt(tx, sql, &[&msg.account, &msg.conversation]).await?.and_then(|r| r.get::<_, Option<i64>>(0)).map(u);
+        if let Some(last) = last
+            && now >= last + window
+        {
+            return Ok(EnqueueOutcome::OutsideWindow { closed_at_ms: last + window });
+        }
+    }
     let history = msg.history;
     if let Some(h) = &history
         && let Some(open) = super::history::refuses_session(tx, &msg.account, &msg.conversation, now, h).await?

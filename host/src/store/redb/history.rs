@@ -52,14 +52,9 @@ impl ConversationState {
         Ok(())
     }
 
-    fn session_open(&self, now: u64, timeout: u64) -> bool {
+    pub fn session_open(&self, now: u64, timeout: u64) -> bool {
         self.last_activity_ms.is_some_and(|t| now.saturating_sub(t) < timeout)
     }
-}
-
-/// Whether a message now would open a new session in this conversation.
-pub(super) fn opens_session(t: &HotTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<bool, StoreError> {
-    Ok(!ConversationState::load(t, &key2(account, conversation))?.session_open(now, opts.session_timeout_ms))
 }
 
 /// META key of how many SESSION_ACTIVITY entries `account` has: its open sessions, plus the
@@ -224,22 +219,18 @@ impl RedbStore {
     }
 }
 
-/// Whether an outbound message now would open a session in `conversation` beyond the
-/// account's cap: `Some(open sessions)` then.
-pub(super) fn refuses_session(t: &mut HotTables<'_>, account: &str, conversation: &str, now: u64, opts: &HistoryOptions) -> Result<Option<usize>, StoreError> {
-    if !opens_session(t, account, conversation, now, opts)? {
-        return Ok(None);
-    }
-    let open = open_sessions(t, account, now, opts)?;
-    Ok((open >= opts.max_open_sessions).then_some(open))
-}
-
-/// Records a message just enqueued in its conversation's history.
-pub(super) fn record_outbound(t: &mut HotTables<'_>, row: &crate::store::OutboxRow, now: u64, opts: &HistoryOptions) -> Result<(), StoreError> {
+/// Records a message just enqueued in its conversation's history; `state` is the
+/// conversation's row as the enqueue read it (saved here).
+pub(super) fn record_outbound(
+    t: &mut HotTables<'_>,
+    row: &crate::store::OutboxRow,
+    state: &mut ConversationState,
+    now: u64,
+    opts: &HistoryOptions,
+) -> Result<(), StoreError> {
     let key = key2(&row.account, &row.conversation);
-    let mut state = ConversationState::load(t, &key)?;
     let entry = HistoryEntry::outbound(row.id.clone(), row.history_text(), now);
-    record(t, &row.account, &row.conversation, &mut state, entry, now, opts)?;
+    record(t, &row.account, &row.conversation, state, entry, now, opts)?;
     state.save(t, &key)
 }
 

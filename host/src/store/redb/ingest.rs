@@ -56,40 +56,68 @@ impl RedbStore {
     }
 }
 
-/// Conversations a batch would open new sessions in (before anything is written).
-fn check_sessions(t: &mut HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<Option<usize>, StoreError> {
+/// What [`check_sessions`] read of a webhook's only event, handed on so that [`ingest_in`]
+/// reads neither its dedupe key nor its conversation's row a second time (a webhook usually
+/// carries one message).
+#[derive(Default)]
+struct FirstRead {
+    /// The event's dedupe entry, when it was read: `Some(None)`, none.
+    dedupe: Option<Option<u64>>,
+    state: Option<history::ConversationState>,
+}
+
+/// Whether a batch would open new sessions beyond the account's cap (`Some(open)` then),
+/// checked before anything is written; and what it read of a lone event on the way.
+fn check_sessions(t: &mut HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<(Option<usize>, FirstRead), StoreError> {
+    let single = req.events.len() == 1;
+    let mut first = FirstRead::default();
     let mut opening = std::collections::BTreeSet::new();
     for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
         let key = key2(&req.account, &e.provider_event_id);
-        if t.dedupe.get(key.as_str())?.is_some_and(|exp| exp.value() > now) {
+        let dedupe = t.dedupe.get(key.as_str())?.map(|exp| exp.value());
+        if single {
+            first.dedupe = Some(dedupe);
+        }
+        if dedupe.is_some_and(|exp| exp > now) {
             continue;
         }
-        if history::opens_session(t, &req.account, &e.conversation, now, h)? {
+        let state = history::ConversationState::load(t, &key2(&req.account, &e.conversation))?;
+        if !state.session_open(now, h.session_timeout_ms) {
             opening.insert(e.conversation.as_str());
+        }
+        if single {
+            first.state = Some(state);
         }
     }
     if opening.is_empty() {
-        return Ok(None);
+        return Ok((None, first));
     }
+    // Counting may rewrite conversations' rows (see `open_sessions`): read again later.
     let open = history::open_sessions(t, &req.account, now, h)?;
-    Ok((open + opening.len() > h.max_open_sessions).then_some(open))
+    Ok(((open + opening.len() > h.max_open_sessions).then_some(open), FirstRead { dedupe: first.dedupe, state: None }))
 }
 
 /// One webhook's events in the batch's transaction. Uses the shared open tables, and closes
 /// them only around the rarer steps that open tables of their own (status updates, approval
 /// replies, push routing).
 fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
-    if let Some(h) = &opts.history
-        && let Some(open) = check_sessions(shared.tables()?, &req, h, now)?
-    {
-        return Ok(Ingested::SessionLimit { open });
+    let mut first = FirstRead::default();
+    if let Some(h) = &opts.history {
+        let (refused, read) = check_sessions(shared.tables()?, &req, h, now)?;
+        if let Some(open) = refused {
+            return Ok(Ingested::SessionLimit { open });
+        }
+        first = read;
     }
     let mut out = IngestOutcome::default();
     let mut effects = IngestEffects::default();
     for event in req.events {
         let t = shared.tables()?;
         let key = key2(&req.account, &event.provider_event_id);
-        let previous = t.dedupe.get(key.as_str())?.map(|e| e.value());
+        let previous = match first.dedupe.take() {
+            Some(read) => read,
+            None => t.dedupe.get(key.as_str())?.map(|e| e.value()),
+        };
         match previous {
             Some(expires) if expires > now => {
                 out.duplicates += 1;
@@ -125,7 +153,10 @@ fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOpti
             // The conversation's row is read and written once per event: the 24-hour window,
             // and the session and history bookkeeping when history is kept.
             let key = key2(&req.account, &event.conversation);
-            let mut state = history::ConversationState::load(t, &key)?;
+            let mut state = match first.state.take() {
+                Some(read) => read,
+                None => history::ConversationState::load(t, &key)?,
+            };
             state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
             if let Some(h) = &opts.history {
                 let entry = HistoryEntry::inbound(&event, id, now);

@@ -168,6 +168,7 @@ mod tests {
             priority: Priority::Normal,
             max_queued: 1_000,
             idempotency_ttl_ms: 60_000,
+            window_ms: None,
             history: None,
         }
     }

@@ -194,21 +194,36 @@ pub(super) fn load(t: &impl ReadableTable<&'static str, &'static [u8]>, id: &str
 
 /// Queues a message (and keeps it in its conversation's history, when asked) in the batch's
 /// transaction, on its shared open tables. Everything that may refuse it is checked before
-/// anything is written.
+/// anything is written. The conversation's row is read once, for the window, the session cap
+/// and the history it then records.
 fn enqueue_in(shared: &mut SharedTables<'_>, msg: NewMessage, id: String, now: u64) -> Result<EnqueueOutcome, StoreError> {
     let t = shared.tables()?;
     if let Some(refused) = refusal(t, &msg)? {
         return Ok(refused);
     }
     let history = msg.history;
-    if let Some(h) = &history
-        && let Some(open) = history::refuses_session(t, &msg.account, &msg.conversation, now, h)?
+    let mut state = match (msg.window_ms, &history) {
+        (None, None) => None,
+        _ => Some(history::ConversationState::load(t, &key2(&msg.account, &msg.conversation))?),
+    };
+    if let (Some(window), Some(last)) = (msg.window_ms, state.as_ref().and_then(|s| s.last_inbound_ms))
+        && now >= last + window
     {
-        return Ok(EnqueueOutcome::SessionLimit { open });
+        return Ok(EnqueueOutcome::OutsideWindow { closed_at_ms: last + window });
+    }
+    if let (Some(h), Some(s)) = (&history, &state)
+        && !s.session_open(now, h.session_timeout_ms)
+    {
+        // This conversation's own row is not among those `open_sessions` may rewrite: it
+        // rewrites only conversations still active, and this one is not.
+        let open = history::open_sessions(t, &msg.account, now, h)?;
+        if open >= h.max_open_sessions {
+            return Ok(EnqueueOutcome::SessionLimit { open });
+        }
     }
     let row = insert_in(t, msg, id, now)?;
-    if let Some(h) = &history {
-        history::record_outbound(t, &row, now, h)?;
+    if let (Some(h), Some(state)) = (&history, state.as_mut()) {
+        history::record_outbound(t, &row, state, now, h)?;
     }
     Ok(EnqueueOutcome::Created(row))
 }

@@ -179,6 +179,7 @@ fn new_msg(to: &str, conversation: &str, priority: Priority) -> NewMessage {
         priority,
         max_queued: 100,
         idempotency_ttl_ms: 1_000,
+        window_ms: None,
         history: None,
     }
 }
@@ -238,6 +239,7 @@ conformance! {
             priority: Priority::Normal,
             max_queued: 100,
             idempotency_ttl_ms: 1_000,
+            window_ms: None,
             history: None,
         };
         let EnqueueOutcome::Created(row) = store.enqueue(msg).await.unwrap() else { panic!() };

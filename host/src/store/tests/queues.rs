@@ -36,6 +36,7 @@ fn outbound(conversation: &str) -> NewMessage {
         priority: Priority::Normal,
         max_queued: 100,
         idempotency_ttl_ms: 1_000,
+        window_ms: None,
         history: None,
     }
 }
@@ -124,6 +125,30 @@ conformance! {
         assert_eq!(store.history("a", "c2", 10).await.unwrap().len(), 2);
         assert_eq!(store.last_inbound_ms("a", "c2").await.unwrap(), Some(11_000));
         assert_eq!(store.last_inbound_ms("a", "nope").await.unwrap(), None);
+        store.close().await;
+    }
+
+    // The customer-service window is checked in the enqueue's transaction: a message after
+    // it closed is refused and writes nothing (no queue entry, no history); a conversation
+    // with no inbound on record is not refused; a new inbound message opens it again.
+    async fn a_message_outside_the_window_is_refused_by_the_enqueue(db) {
+        let clock = ManualClock::new(10_000);
+        let store = db.open(&clock).await;
+        let h = HistoryOptions { limit: 10, session_timeout_ms: 60_000, max_open_sessions: 10 };
+        let opts = IngestOptions { history: Some(h), ..Default::default() };
+        store.ingest_with(req(vec![message("e1", "c1")]), opts.clone()).await.unwrap();
+        let windowed = |c: &str| NewMessage { window_ms: Some(5_000), history: Some(h), ..outbound(c) };
+        clock.advance_ms(4_999);
+        assert!(matches!(store.enqueue(windowed("c1")).await.unwrap(), EnqueueOutcome::Created(_)));
+        clock.advance_ms(1);
+        let refused = store.enqueue(windowed("c1")).await.unwrap();
+        assert!(matches!(refused, EnqueueOutcome::OutsideWindow { closed_at_ms: 15_000 }), "{refused:?}");
+        assert_eq!(store.queued_count("a").await.unwrap(), 1, "the refused message is not queued");
+        assert_eq!(store.history("a", "c1", 10).await.unwrap().len(), 2, "nor kept in the history");
+        assert!(matches!(store.enqueue(windowed("nobody")).await.unwrap(), EnqueueOutcome::Created(_)), "no record: the provider decides");
+        assert!(matches!(store.enqueue(outbound("c1")).await.unwrap(), EnqueueOutcome::Created(_)), "no window asked for");
+        store.ingest_with(req(vec![message("e2", "c1")]), opts).await.unwrap();
+        assert!(matches!(store.enqueue(windowed("c1")).await.unwrap(), EnqueueOutcome::Created(_)), "the user wrote again");
         store.close().await;
     }
 

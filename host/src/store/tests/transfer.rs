@@ -34,6 +34,7 @@ fn msg(n: u32) -> NewMessage {
         priority: Priority::Normal,
         max_queued: 1_000,
         idempotency_ttl_ms: 60_000,
+        window_ms: None,
         history: None,
     }
 }
