@@ -13,31 +13,11 @@ cargo build --release -p switchboard -p switchboard-bench
 BIN="$TARGET/release"
 tmp=$(mktemp -d)
 trap 'kill "${pid:-0}" "${floor_pid:-0}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-cat > "$tmp/switchboard.toml" <<TOML
-listen = "127.0.0.1:18787"
-data_dir = "$tmp/data"
-plugins_dir = "$(realpath "$TARGET/bench-plugins")"
-api_tokens = ["bench-token"]
-[accounts.wa-main]
-plugin = "whatsapp-cloud"
-secrets = { app_secret = "bench-secret", verify_token = "v", access_token = "t" }
-settings = { phone_number_id = "106540352242922", api_base = "http://127.0.0.1:18999" }
-[delivery]
-workers = 4
-batch = 64
-max_queued = 200000
-[inbox]
-# Far above what a run opens: the second ingest scenario opens a session per webhook.
-max_open_sessions = 10000000
-[delivery.rate_limits]
-account_per_sec = 10000000
-recipient_per_sec = 1000
-recipient_burst = 100
-conversation_per_sec = 1000
-TOML
+. bench/lib.sh
+bench_config "$tmp/switchboard.toml" "$tmp/data" "$(realpath "$TARGET/bench-plugins")"
 SWITCHBOARD_LOG=warn "$BIN/switchboard" run --config "$tmp/switchboard.toml" &
 pid=$!
-for _ in $(seq 200); do curl -sf http://127.0.0.1:18787/readyz >/dev/null && break; sleep 0.05; done
+wait_ready http://127.0.0.1:18787
 stats() { curl -sf -H 'Authorization: Bearer bench-token' http://127.0.0.1:18787/v1/stats; }
 before=$(stats)
 ingest=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" --daemon-pid "$pid" ingest --app-secret bench-secret)
@@ -72,7 +52,7 @@ done
 sed -e "s|$tmp/data|$tmp/fp-data|" -e "s|plugins_dir = .*|plugins_dir = \"$fp\"|" "$tmp/switchboard.toml" > "$tmp/fp.toml"
 SWITCHBOARD_LOG=warn "$BIN/switchboard" run --config "$tmp/fp.toml" &
 pid=$!
-for _ in $(seq 600); do curl -sf http://127.0.0.1:18787/readyz >/dev/null && break; sleep 0.1; done
+wait_ready http://127.0.0.1:18787 1200
 plugins=$(curl -sf http://127.0.0.1:18787/readyz | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["plugins"]))')
 footprint=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 footprint --api-token bench-token --mock 127.0.0.1:18999 --pid "$pid" --queue 100000 --idle-seconds 10)
 kill "$pid"; wait "$pid" || true

@@ -156,6 +156,20 @@ enum Instance {
     Tool(AgentTool),
 }
 
+/// Set (to anything but `0` or nothing) to have wasmtime write `/tmp/perf-<pid>.map`, so that
+/// `perf report` names the plugins' compiled functions instead of showing bare JIT addresses
+/// (a plugin built without `strip` gives them their Rust names). A profiling aid, off by
+/// default: the map grows with every compiled function and is never cleaned up.
+pub const PERF_MAP_ENV: &str = "SWITCHBOARD_WASM_PERFMAP";
+
+/// The profiler [`PERF_MAP_ENV`]'s value asks for.
+fn profiler(value: Option<&std::ffi::OsStr>) -> wasmtime::ProfilingStrategy {
+    match value {
+        Some(v) if !v.is_empty() && v != "0" => wasmtime::ProfilingStrategy::PerfMap,
+        _ => wasmtime::ProfilingStrategy::None,
+    }
+}
+
 pub struct Runtime {
     engine: Engine,
     /// Compiled plugins kept between loads (`RuntimeOptions::cache_dir`).
@@ -303,6 +317,7 @@ impl Runtime {
         cfg.wasm_component_model(true)
             .epoch_interruption(epochs)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        cfg.profiler(profiler(std::env::var_os(PERF_MAP_ENV).as_deref()));
         let cache = match &options.cache_dir {
             Some(dir) => Some(Arc::new(artifacts::ArtifactCache::new(dir.clone()).map_err(|e| LoadError::Dir {
                 path: dir.display().to_string(),
@@ -772,6 +787,16 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_perf_map_is_written_only_when_asked_for() {
+        use std::ffi::OsStr;
+        use wasmtime::ProfilingStrategy::{None as Off, PerfMap};
+        assert_eq!(super::profiler(None), Off);
+        assert_eq!(super::profiler(Some(OsStr::new(""))), Off);
+        assert_eq!(super::profiler(Some(OsStr::new("0"))), Off);
+        assert_eq!(super::profiler(Some(OsStr::new("1"))), PerfMap);
+    }
 
     /// Polls `count` until `ok` holds (5 s at most): no fixed waits.
     fn wait_until(count: &AtomicU64, ok: impl Fn(u64) -> bool) -> u64 {
