@@ -104,3 +104,22 @@ async fn the_dlq_commands_list_and_redrive_a_dead_message() {
     assert!(cli(&["outbox", "list"]).contains("1650****234"), "outbox list masks numbers");
     terminate(d);
 }
+
+/// The bench scripts run only by hand (they build release and load the machine for minutes),
+/// so CI at least holds them to valid shell: a broken `bench/ab.sh` or `bench/lib.sh` would
+/// otherwise surface only when someone needs a measurement.
+#[test]
+fn the_bench_scripts_are_valid_shell() {
+    let bench = repo_root().join("bench");
+    let mut scripts: Vec<_> = std::fs::read_dir(&bench)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 6, "bench scripts found: {scripts:?}");
+    for script in scripts {
+        let out = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+        assert!(out.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
