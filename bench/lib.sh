@@ -1,19 +1,22 @@
-# Shared by bench/run.sh and bench/ab.sh (sourced, not run): the daemon config the load
+# Shared by bench/run.sh, run-pg.sh and ab.sh (sourced, not run): the daemon config the load
 # scenarios run against, and the wait for a daemon to be ready. One config, so that the A/B
 # comparisons measure what the table measures.
 
-# bench_config FILE DATA_DIR PLUGINS_DIR: the embedded (redb) store in DATA_DIR, the bundled
-# WhatsApp plugin on wa-main, its Graph API at 127.0.0.1:18999 (the load generator's mock).
+# bench_config FILE DATA_DIR PLUGINS_DIR [PORT [MOCK_PORT [STORE]]]: the daemon on
+# 127.0.0.1:PORT (default 18787), the bundled WhatsApp plugin on wa-main, its Graph API at
+# 127.0.0.1:MOCK_PORT (default 18999: the load generator's mock), and STORE as the `store = ...`
+# line (default none: the embedded redb store in DATA_DIR).
 bench_config() {
   cat > "$1" <<TOML
-listen = "127.0.0.1:18787"
+listen = "127.0.0.1:${4:-18787}"
 data_dir = "$2"
 plugins_dir = "$3"
 api_tokens = ["bench-token"]
+${6:-}
 [accounts.wa-main]
 plugin = "whatsapp-cloud"
 secrets = { app_secret = "bench-secret", verify_token = "v", access_token = "t" }
-settings = { phone_number_id = "106540352242922", api_base = "http://127.0.0.1:18999" }
+settings = { phone_number_id = "106540352242922", api_base = "http://127.0.0.1:${5:-18999}" }
 [delivery]
 workers = 4
 batch = 64

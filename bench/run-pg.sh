@@ -24,37 +24,17 @@ cleanup() {
 trap cleanup EXIT
 sep='?'; case "$SWITCHBOARD_BENCH_PG_URL" in *\?*) sep='&';; esac
 
+. bench/lib.sh
 # config NODE PORT SCHEMA: a daemon on the shared store.
 config() {
-  cat > "$tmp/$1.toml" <<TOML
-listen = "127.0.0.1:$2"
-data_dir = "$tmp/$1-data"
-plugins_dir = "$(realpath "$PLUGINS")"
-api_tokens = ["bench-token"]
-store = { kind = "postgres", url = "${SWITCHBOARD_BENCH_PG_URL}${sep}options=-csearch_path%3D$3", pool_size = 16 }
-[accounts.wa-main]
-plugin = "whatsapp-cloud"
-secrets = { app_secret = "bench-secret", verify_token = "v", access_token = "t" }
-settings = { phone_number_id = "106540352242922", api_base = "http://127.0.0.1:$MOCK_PORT" }
-[delivery]
-workers = 4
-batch = 64
-max_queued = 200000
-[inbox]
-max_open_sessions = 5000
-[delivery.rate_limits]
-account_per_sec = 10000000
-recipient_per_sec = 1000
-recipient_burst = 100
-conversation_per_sec = 1000
-TOML
+  bench_config "$tmp/$1.toml" "$tmp/$1-data" "$(realpath "$PLUGINS")" "$2" "$MOCK_PORT" \
+    "store = { kind = \"postgres\", url = \"${SWITCHBOARD_BENCH_PG_URL}${sep}options=-csearch_path%3D$3\", pool_size = 16 }"
 }
 
 start() { # NODE PORT
   SWITCHBOARD_LOG=warn "$BIN/switchboard" run --config "$tmp/$1.toml" &
   pids+=($!)
-  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && return; sleep 0.05; done
-  echo "daemon $1 did not become ready" >&2; exit 1
+  wait_ready "http://127.0.0.1:$2" || exit 1
 }
 
 stop_all() {
