@@ -19,6 +19,10 @@ impl RedbStore {
     pub async fn ingest_with(&self, req: IngestRequest, opts: IngestOptions) -> Result<Ingested, StoreError> {
         let now = self.now_ms();
         let ttl = self.opts.dedupe_ttl_ms;
+        #[cfg(feature = "ceiling")]
+        if let Some(mode) = super::ceiling::mode() {
+            return super::ceiling::ingest(self, mode, req, now, ttl).await;
+        }
         self.write_shared(move |shared| ingest_in(shared, req, opts, now, ttl)).await
     }
 

@@ -7,6 +7,8 @@
 //! never wait for the writer.
 
 mod backend;
+#[cfg(feature = "ceiling")]
+mod ceiling;
 mod dlq;
 pub mod export;
 mod history;
