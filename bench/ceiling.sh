@@ -13,20 +13,18 @@
 # rest of the daemon, it is not a way to run it. See "The ceiling" in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=3 SECS=8
-while getopts "r:s:" opt; do
-  case $opt in
-    r) ROUNDS=$OPTARG ;;
-    s) SECS=$OPTARG ;;
-    *) exit 2 ;;
+# Defaults, then the caller's -r / -s (bench/ab.sh takes the last of each).
+opts=(-r 3 -s 8) SCENARIO=scattered
+while [ $# -gt 0 ]; do
+  case $1 in
+    -r | -s) opts+=("$1" "$2"); shift 2 ;;
+    *) SCENARIO=$1; shift ;;
   esac
 done
-shift $((OPTIND - 1))
-SCENARIO=${1:-scattered}
 [ -f target/bench-plugins/whatsapp-cloud.wasm ] || cargo xtask plugins target/bench-plugins >/dev/null
 cargo build --release --target-dir target/ceiling -p switchboard -p switchboard-bench --features switchboard/ceiling
 BIN=target/ceiling/release
 ENV_A="SWITCHBOARD_CEILING=skip" ENV_B="SWITCHBOARD_CEILING=empty" \
-  bench/ab.sh -r "$ROUNDS" -s "$SECS" "$SCENARIO" "$BIN" "$BIN"
+  bench/ab.sh "${opts[@]}" "$SCENARIO" "$BIN" "$BIN"
 ENV_A="SWITCHBOARD_CEILING=memlog" ENV_B="" \
-  bench/ab.sh -r "$ROUNDS" -s "$SECS" "$SCENARIO" "$BIN" "$BIN"
+  bench/ab.sh "${opts[@]}" "$SCENARIO" "$BIN" "$BIN"
