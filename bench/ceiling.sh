@@ -6,6 +6,8 @@
 #
 #   skip   against empty   (no store call at all | one empty group commit per batch)
 #   memlog against redb    (hash maps and an appended log in that commit | the real store)
+#   bulk   against redb    (memlog, plus the real store's work for every 4096 webhooks in one
+#                           job: a log in front of redb with the B-tree work deferred)
 #
 #   bench/ceiling.sh [-r ROUNDS] [-s SECONDS] [SCENARIO]     (default: 3 rounds, 8 s, scattered)
 #
@@ -27,4 +29,6 @@ BIN=target/ceiling/release
 ENV_A="SWITCHBOARD_CEILING=skip" ENV_B="SWITCHBOARD_CEILING=empty" \
   bench/ab.sh "${opts[@]}" "$SCENARIO" "$BIN" "$BIN"
 ENV_A="SWITCHBOARD_CEILING=memlog" ENV_B="" \
+  bench/ab.sh "${opts[@]}" "$SCENARIO" "$BIN" "$BIN"
+ENV_A="SWITCHBOARD_CEILING=bulk" ENV_B="" \
   bench/ab.sh "${opts[@]}" "$SCENARIO" "$BIN" "$BIN"

@@ -14,6 +14,10 @@
 //!   batch: dedupe keys and conversations in hash maps, the inbox row encoded and appended to
 //!   a file, the empty commit's fsync standing in for the log's. No index, history ring or
 //!   recovery: a lower bound on such a store's cost, not a store.
+//! - `bulk`: `memlog`, and every `SWITCHBOARD_CEILING_BULK` webhooks (default 4096) the real
+//!   ingest of all of them in one job of the writer: what a log in front of the redb store
+//!   would cost if the B-tree work were done later in large batches instead of per group
+//!   commit (the writer's CPU per webhook counts both halves).
 //!
 //! Unset (or any other value), the daemon stores webhooks as always.
 
@@ -21,7 +25,7 @@ use super::RedbStore;
 use super::tables::{self, key2};
 use crate::store::StoreError;
 use crate::store::inbox::InboxRow;
-use crate::store::ingest::{IngestEffects, IngestOutcome, IngestRequest, Ingested};
+use crate::store::ingest::{IngestEffects, IngestOptions, IngestOutcome, IngestRequest, Ingested};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +36,7 @@ pub(super) enum Mode {
     Skip,
     Empty,
     Memlog,
+    Bulk,
 }
 
 /// The stand-in chosen by `SWITCHBOARD_CEILING`, if any (read once, warned about once).
@@ -42,6 +47,7 @@ pub(super) fn mode() -> Option<Mode> {
             Ok("skip") => Some(Mode::Skip),
             Ok("empty") => Some(Mode::Empty),
             Ok("memlog") => Some(Mode::Memlog),
+            Ok("bulk") => Some(Mode::Bulk),
             _ => None,
         };
         if let Some(m) = mode {
@@ -61,8 +67,11 @@ struct Memlog {
 
 static MEMLOG: Mutex<Option<Memlog>> = Mutex::new(None);
 
+/// Webhooks waiting for the `bulk` stand-in's batched ingest.
+static PENDING: Mutex<Vec<(IngestRequest, IngestOptions)>> = Mutex::new(Vec::new());
+
 /// Answers `req` as the stand-in `mode` would.
-pub(super) async fn ingest(store: &RedbStore, mode: Mode, req: IngestRequest, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
+pub(super) async fn ingest(store: &RedbStore, mode: Mode, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
     let events = req.events.len();
     let stored = move || Ingested::Stored(IngestOutcome { stored: events, ..Default::default() }, IngestEffects::default());
     match mode {
@@ -71,6 +80,30 @@ pub(super) async fn ingest(store: &RedbStore, mode: Mode, req: IngestRequest, no
         Mode::Memlog => {
             let log_path = store.path.with_extension("ceiling-log");
             store.write_shared(move |_| memlog(&log_path, req, now, ttl)).await
+        }
+        Mode::Bulk => {
+            static BULK: OnceLock<usize> = OnceLock::new();
+            let bulk = *BULK.get_or_init(|| std::env::var("SWITCHBOARD_CEILING_BULK").ok().and_then(|v| v.parse().ok()).unwrap_or(4096));
+            let log_path = store.path.with_extension("ceiling-log");
+            let kept = req.clone();
+            let out = store.write_shared(move |_| memlog(&log_path, req, now, ttl)).await?;
+            let due = {
+                let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+                pending.push((kept, opts));
+                (pending.len() >= bulk).then(|| std::mem::take(&mut *pending))
+            };
+            if let Some(batch) = due {
+                // The webhook that filled the batch waits for it: one in `bulk` answers late.
+                store
+                    .write_shared(move |shared| {
+                        for (req, opts) in batch {
+                            super::ingest::ingest_in(shared, req, opts, now, ttl)?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Ok(out)
         }
     }
 }

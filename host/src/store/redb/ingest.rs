@@ -21,7 +21,7 @@ impl RedbStore {
         let ttl = self.opts.dedupe_ttl_ms;
         #[cfg(feature = "ceiling")]
         if let Some(mode) = super::ceiling::mode() {
-            return super::ceiling::ingest(self, mode, req, now, ttl).await;
+            return super::ceiling::ingest(self, mode, req, opts, now, ttl).await;
         }
         self.write_shared(move |shared| ingest_in(shared, req, opts, now, ttl)).await
     }
@@ -104,7 +104,7 @@ fn check_sessions(t: &mut HotTables<'_>, req: &IngestRequest, h: &HistoryOptions
 /// One webhook's events in the batch's transaction. Uses the shared open tables, and closes
 /// them only around the rarer steps that open tables of their own (status updates, approval
 /// replies, push routing).
-fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
+pub(super) fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
     let mut first = FirstRead::default();
     if let Some(h) = &opts.history {
         let (refused, read) = check_sessions(shared.tables()?, &req, h, now)?;
