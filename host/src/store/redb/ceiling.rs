@@ -19,6 +19,8 @@
 //!   would cost if the B-tree work were done later in large batches instead of per group
 //!   commit (the writer's CPU per webhook counts both halves).
 //!
+//! `SWITCHBOARD_CEILING_CACHE_MIB` sets redb's page cache (default 24 MiB) for any mode.
+//!
 //! Unset (or any other value), the daemon stores webhooks as always.
 
 use super::RedbStore;
@@ -66,6 +68,16 @@ struct Memlog {
 }
 
 static MEMLOG: Mutex<Option<Memlog>> = Mutex::new(None);
+
+/// `SWITCHBOARD_CEILING_CACHE_MIB` sets redb's page cache (in any mode, the real store's
+/// too): a bulk transaction dirties more pages than the default cache holds, and redb then
+/// writes and rereads them within the transaction.
+pub(super) fn options(mut opts: crate::store::StoreOptions) -> crate::store::StoreOptions {
+    if let Some(mib) = std::env::var("SWITCHBOARD_CEILING_CACHE_MIB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        opts.cache_bytes = mib << 20;
+    }
+    opts
+}
 
 /// Webhooks waiting for the `bulk` stand-in's batched ingest.
 static PENDING: Mutex<Vec<(IngestRequest, IngestOptions)>> = Mutex::new(Vec::new());

@@ -53,6 +53,8 @@ fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::Data
 impl RedbStore {
     /// Opens (or creates) the redb file and starts the writer thread.
     pub fn open(path: &Path, clock: SharedClock, opts: StoreOptions) -> Result<Self, StoreError> {
+        #[cfg(feature = "ceiling")]
+        let opts = ceiling::options(opts);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(e.to_string()))?;
         }
