@@ -1,6 +1,6 @@
 //! The store's group commit: time to make N concurrent webhook writes durable.
 //! `cargo bench -p switchboard --bench store`. Compare the per-request cost at 1 and 64
-//! concurrent writers: one fsync is shared by a whole batch.
+//! concurrent writers: one fsync is shared by a whole batch. Also the frame log (`store/log`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -127,5 +127,35 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The frame log of the proposed log-structured webhook path (`store::log`): a batch of 64
+/// webhook-sized frames appended (framing, CRC, one `write`), and appended and synced (what a
+/// group commit on the log would wait for). Old segments are dropped as the run goes.
+fn log(c: &mut Criterion) {
+    use switchboard::store::log::FrameLog;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = FrameLog::open(dir.path(), 64 << 20).unwrap();
+    let frames: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1200]).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let mut g = c.benchmark_group("store/log");
+    g.throughput(Throughput::Elements(refs.len() as u64));
+    for sync in [false, true] {
+        let name = if sync { "append-sync" } else { "append" };
+        let mut n = 0u64;
+        g.bench_function(BenchmarkId::new(name, refs.len()), |b| {
+            b.iter(|| {
+                log.append(&refs).unwrap();
+                if sync {
+                    log.sync().unwrap();
+                }
+                n += 1;
+                if n.is_multiple_of(512) {
+                    log.drop_before(log.current_segment()).unwrap();
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, log);
 criterion_main!(benches);
