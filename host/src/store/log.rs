@@ -237,6 +237,36 @@ impl FrameLog {
     pub fn current_segment(&self) -> u64 {
         self.current_id
     }
+
+    /// Where the next frame will start (the end of everything appended so far).
+    pub fn end(&self) -> Position {
+        Position { segment: self.current_id, offset: self.current_len }
+    }
+
+    /// Cuts the log back to `end` (an earlier [`Self::end`]): segments after its segment are
+    /// deleted and its segment is shortened, durably. For frames appended by a batch that was
+    /// then not committed (their commit point, e.g. a database transaction, failed).
+    pub fn truncate_to(&mut self, end: Position) -> Result<(), LogError> {
+        if end > self.end() || end.offset < HEADER {
+            return Err(LogError::Corrupt { segment: end.segment, offset: end.offset });
+        }
+        let later: Vec<u64> = segment_ids(&self.dir)?.into_iter().filter(|&id| id > end.segment).collect();
+        if end.segment != self.current_id {
+            self.current = OpenOptions::new().read(true).write(true).open(segment_path(&self.dir, end.segment))?;
+            self.current_id = end.segment;
+        }
+        self.current.set_len(end.offset)?;
+        self.current.seek(SeekFrom::Start(end.offset))?;
+        self.current.sync_data()?;
+        self.current_len = end.offset;
+        for id in &later {
+            std::fs::remove_file(segment_path(&self.dir, *id))?;
+        }
+        if !later.is_empty() {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

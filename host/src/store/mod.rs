@@ -14,8 +14,9 @@ mod history;
 mod inbox;
 mod ingest;
 mod leases;
-/// The frame log of the proposed log-structured webhook path (`docs/log-store.md`); not used
-/// by either backend yet.
+mod inbox_log;
+/// The frame log of the log-structured webhook path (`docs/log-store.md`); the redb store
+/// keeps its pull inbox in one ([`inbox_log`]).
 pub mod log;
 mod ops;
 mod outbox;

@@ -5,7 +5,7 @@
 use crate::store::dlq::*;
 use crate::store::inbox::InboxRow;
 use super::outbox;
-use super::tables::{self, DEAD_LETTERS, INBOX, INBOX_READY, OUTBOX};
+use super::tables::{self, DEAD_LETTERS, OUTBOX};
 use super::{RedbStore, StoreError};
 use redb::{ReadableTable, WriteTransaction};
 
@@ -41,7 +41,9 @@ impl RedbStore {
     /// Puts dead letters back in their queues; `None` redrives all of them.
     pub async fn dlq_redrive(&self, ids: Option<Vec<String>>) -> Result<RedriveResult, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| {
+        self.write_shared(move |shared| {
+            shared.close()?;
+            let txn = shared.txn();
             let ids: Vec<String> = match ids {
                 Some(ids) => ids.iter().map(|i| normalise(i)).collect(),
                 None => {
@@ -74,8 +76,7 @@ impl RedbStore {
                         row.deliveries = 0;
                         row.lease = None;
                         row.visible_at_ms = now;
-                        txn.open_table(INBOX)?.insert(row.id, tables::encode(&row).as_slice())?;
-                        txn.open_table(INBOX_READY)?.insert((now, row.id), ())?;
+                        shared.inbox().put(row);
                     }
                     DeadKind::Push => {
                         let mut row: crate::store::push::PushRow = serde_json::from_value(dl.item)

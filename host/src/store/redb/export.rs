@@ -2,6 +2,7 @@
 //! in one read transaction. The daemon must be stopped (redb opens a file once).
 
 use super::tables::{self, CONVERSATIONS, DEAD_LETTERS, DEDUPE, DEDUPE_EXPIRY, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, INBOX, META, OUTBOX, PLUGIN_KV, PUSH, TOOL_CALLS};
+use crate::store::inbox_log::InboxLog;
 use crate::store::{ExportRecord, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::collections::HashMap;
@@ -30,8 +31,15 @@ pub fn export(path: &Path, mut emit: impl FnMut(ExportRecord) -> std::io::Result
             out(ExportRecord::Counter { name: name.to_string(), value: v.value() })?;
         }
     }
+    // A store that never opened since the inbox moved to its log still has its events here.
     for r in txn.open_table(INBOX)?.iter()? {
         out(ExportRecord::Inbox { row: tables::decode("inbox", r?.1.value())? })?;
+    }
+    if let Some(end) = super::inbox::read_log_end(&txn)? {
+        let log = InboxLog::open(&InboxLog::dir_for(path), Some(end), crate::store::inbox_log::SEGMENT_BYTES)?;
+        for row in log.rows()? {
+            out(ExportRecord::Inbox { row })?;
+        }
     }
     let expiry: HashMap<String, u64> = txn.open_table(DEDUPE_EXPIRY)?.iter()?.map(|r| r.map(|(k, _)| (k.value().1.to_string(), k.value().0))).collect::<Result<_, _>>()?;
     for r in txn.open_table(DEDUPE)?.iter()? {

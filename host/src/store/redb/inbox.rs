@@ -1,168 +1,240 @@
 //! The agent-facing inbox: claim with a lease, ack, nack. A lease carries a fencing token
 //! that grows on every grant, so an ack from a consumer whose lease expired and was re-granted
 //! is refused instead of deleting the new holder's work.
+//!
+//! The events themselves live in the inbox log beside the database ([`InboxLog`], owned by
+//! the writer thread), not in redb: every operation here is a writer job that changes the log
+//! and commits with the batch's transaction. redb keeps the fencing counter, the dead-letter
+//! queue and, in META, where the committed log ends. The `inbox` tables are still read once:
+//! a store written before the log (or restored from a backup, which carries its inbox there)
+//! has its events moved into the log when it opens ([`migrate_tables`]).
 
 use crate::store::inbox::*;
-use super::tables::{self, INBOX, INBOX_HELD, INBOX_READY};
+use crate::store::inbox_log::InboxLog;
+use crate::store::log::Position;
+use super::tables::{self, INBOX, INBOX_HELD, INBOX_READY, META};
 use super::{RedbStore, StoreError};
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use std::sync::atomic::Ordering;
 
+/// META keys of the committed inbox log's end.
+const LOG_SEGMENT: &str = "inbox_log_segment";
+const LOG_END: &str = "inbox_log_end";
 
-fn parse_id(id: &str) -> Option<u64> {
-    id.parse().ok()
+/// Where the committed inbox log ends; `None` before the first commit that wrote to it.
+pub(super) fn read_log_end(txn: &ReadTransaction) -> Result<Option<Position>, StoreError> {
+    let meta = txn.open_table(META)?;
+    let (Some(segment), Some(offset)) = (meta.get(LOG_SEGMENT)?, meta.get(LOG_END)?) else { return Ok(None) };
+    Ok(Some(Position { segment: segment.value(), offset: offset.value() }))
+}
+
+pub(super) fn record_log_end(txn: &WriteTransaction, end: Position) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert(LOG_SEGMENT, end.segment)?;
+    meta.insert(LOG_END, end.offset)?;
+    Ok(())
+}
+
+/// Forgets the log's end (a backup carries its inbox in its tables instead).
+pub(super) fn forget_log_end(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    meta.remove(LOG_SEGMENT)?;
+    meta.remove(LOG_END)?;
+    Ok(())
+}
+
+/// Writes `rows` into the inbox tables (the backup's format, read by [`migrate_tables`]).
+pub(super) fn write_tables(txn: &WriteTransaction, rows: &[InboxRow]) -> Result<(), StoreError> {
+    let mut inbox = txn.open_table(INBOX)?;
+    let mut ready = txn.open_table(INBOX_READY)?;
+    for row in rows {
+        inbox.insert(row.id, tables::encode(row).as_slice())?;
+        ready.insert((row.visible_at_ms, row.id), ())?;
+    }
+    Ok(())
+}
+
+/// Moves the events of the inbox tables into the log, in one commit; a no-op when they are
+/// empty (every start after the first).
+pub(super) fn migrate_tables(db: &redb::Database, inbox: &mut InboxLog) -> Result<usize, StoreError> {
+    let txn = db.begin_write()?;
+    let rows: Vec<InboxRow> = {
+        let table = txn.open_table(INBOX)?;
+        table.iter()?.map(|r| r.map_err(StoreError::from).and_then(|(_, v)| tables::decode("inbox", v.value()))).collect::<Result<_, _>>()?
+    };
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let n = rows.len();
+    for row in rows {
+        inbox.put(row);
+    }
+    txn.open_table(INBOX)?.retain(|_, _| false)?;
+    txn.open_table(INBOX_READY)?.retain(|_, _| false)?;
+    txn.open_table(INBOX_HELD)?.retain(|_, _| false)?;
+    let end = inbox.flush()?;
+    if let Some(end) = end {
+        record_log_end(&txn, end)?;
+    }
+    txn.commit()?;
+    inbox.committed_at(end);
+    Ok(n)
 }
 
 impl RedbStore {
     pub async fn claim_inbox(&self, req: ClaimRequest) -> Result<InboxClaim, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| claim_in(txn, req, now)).await
+        self.write_shared(move |shared| {
+            let (inbox, t) = shared.inbox_and_tables()?;
+            let (claim, dead) = inbox.claim(&req, now, || t.next_counter("fence"))?;
+            if !dead.is_empty() {
+                shared.close()?;
+                for row in &dead {
+                    super::dlq::put(shared.txn(), &crate::store::dlq::DeadLetter::inbound(row, now))?;
+                }
+            }
+            Ok(claim)
+        })
+        .await
     }
 
     /// Deletes events held under `lease`.
     pub async fn ack_inbox(&self, ids: Vec<String>, lease: String) -> Result<AckResult, StoreError> {
-        self.write(move |txn| {
-            settle(txn, &ids, &lease, |inbox, ready, row| {
-                ready.remove((row.visible_at_ms, row.id))?;
-                inbox.remove(row.id)?;
-                Ok(())
-            })
-        })
-        .await
+        self.write_shared(move |shared| Ok(shared.inbox().ack(&ids, &lease))).await
     }
 
     /// Returns events held under `lease` to the queue after `delay_ms`.
     pub async fn nack_inbox(&self, ids: Vec<String>, lease: String, delay_ms: u64) -> Result<AckResult, StoreError> {
         let now = self.now_ms();
-        self.write(move |txn| {
-            settle(txn, &ids, &lease, |inbox, ready, row| {
-                ready.remove((row.visible_at_ms, row.id))?;
-                row.visible_at_ms = now + delay_ms;
-                row.lease = None;
-                ready.insert((row.visible_at_ms, row.id), ())?;
-                inbox.insert(row.id, tables::encode(row).as_slice())?;
-                Ok(())
-            })
-        })
-        .await
+        self.write_shared(move |shared| Ok(shared.inbox().nack(&ids, &lease, now + delay_ms))).await
     }
 
-    /// Events waiting (claimable now or later, or leased): for stats and tests.
+    /// Events waiting (claimable now or later, or leased), as of the last commit: for stats
+    /// and tests.
     pub fn inbox_len(&self) -> Result<u64, StoreError> {
-        let txn = self.read()?;
-        Ok(txn.open_table(INBOX)?.len()?)
+        Ok(self.inbox_len.load(Ordering::Relaxed))
     }
 }
 
-fn claim_in(txn: &WriteTransaction, req: ClaimRequest, now: u64) -> Result<InboxClaim, StoreError> {
-    let held = held_by(txn, &req.consumer, now)?;
-    if held >= req.max_held {
-        return Ok(InboxClaim { lease: String::new(), lease_expires_at_ms: 0, events: Vec::new(), expired_leases: 0, held_limit: Some(held) });
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::model::{EventKind, InboundEvent};
+    use crate::store::ingest::{IngestOptions, IngestRequest};
+    use crate::store::StoreOptions;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn open(path: &Path) -> RedbStore {
+        RedbStore::open(path, Arc::new(ManualClock::new(1_000)), StoreOptions::default()).unwrap()
     }
-    let max = req.max.min(req.max_held - held);
-    let mut inbox = txn.open_table(INBOX)?;
-    let mut ready = txn.open_table(INBOX_READY)?;
-    let mut holds = txn.open_table(INBOX_HELD)?;
-    let token = tables::next_counter(txn, "fence")?;
-    let expires = now + req.lease_ms;
-    let mut events = Vec::new();
-    let mut expired_leases = 0;
-    let due: Vec<(u64, u64)> = ready
-        .range((0, 0)..=(now, u64::MAX))?
-        .map(|r| r.map(|(k, _)| k.value()))
-        .collect::<Result<_, _>>()?;
-    for (at, id) in due {
-        if events.len() >= max {
-            break;
-        }
-        let Some(bytes) = inbox.get(id)?.map(|v| v.value().to_vec()) else {
-            ready.remove((at, id))?; // stale index entry
-            continue;
+
+    fn webhook(n: u32) -> IngestRequest {
+        let event = InboundEvent {
+            provider_event_id: format!("wamid.{n}"),
+            kind: EventKind::Message,
+            conversation: format!("c{}", n % 3),
+            sender: None,
+            text: Some(format!("m{n}")),
+            timestamp_ms: None,
+            status: None,
+            payload: serde_json::json!({ "n": n }).into(),
         };
-        let mut row: InboxRow = tables::decode("inbox", &bytes)?;
-        if req.account.as_ref().is_some_and(|a| *a != row.account)
-            || req.conversation.as_ref().is_some_and(|c| *c != row.event.conversation)
+        IngestRequest { account: "a".into(), correlation_id: format!("corr{n}"), events: vec![event] }
+    }
+
+    fn claim(max: usize) -> ClaimRequest {
+        ClaimRequest { max, lease_ms: 30_000, consumer: "w".into(), account: None, conversation: None, max_deliveries: 5, max_held: 100 }
+    }
+
+    async fn ids(store: &RedbStore, max: usize) -> (String, Vec<String>) {
+        let c = store.claim_inbox(claim(max)).await.unwrap();
+        (c.lease, c.events.into_iter().map(|e| e.id).collect())
+    }
+
+    /// The inbox survives a restart from its log, and a backup carries it in its one file.
+    #[tokio::test]
+    async fn the_inbox_lives_in_its_log_across_restarts_and_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = open(&path);
+        for n in 0..6 {
+            store.ingest_with(webhook(n), IngestOptions::default()).await.unwrap();
+        }
+        let (lease, held) = ids(&store, 2).await;
+        assert_eq!(store.ack_inbox(held[..1].to_vec(), lease).await.unwrap().acked.len(), 1);
+        assert_eq!(store.inbox_len().unwrap(), 5);
+        assert!(InboxLog::dir_for(&path).is_dir());
+        // Nothing of the inbox is in the database's tables.
+        assert_eq!(RedbStore::inspect(&path).map(|s| s.tables["inbox"]).unwrap_or(0), 0);
+
+        let backup = dir.path().join("b.redb");
+        store.backup_to(&backup).await.unwrap();
+        assert!(!InboxLog::dir_for(&dir.path().join("b.partial")).exists());
+        assert_eq!(RedbStore::inspect(&backup).unwrap().tables["inbox"], 5, "folded into the backup file");
+        store.close().await;
+        drop(store);
+
+        for p in [&path, &backup] {
+            let reopened = open(p);
+            assert_eq!(reopened.inbox_len().unwrap(), 5, "{}", p.display());
+            // One event is still leased (to "w", at 1_000 + 30_000): four are claimable.
+            assert_eq!(ids(&reopened, 10).await.1.len(), 4, "{}", p.display());
+            reopened.close().await;
+        }
+        assert_eq!(RedbStore::inspect(&backup).unwrap().tables["inbox"], 0, "moved into the backup's own log");
+    }
+
+    /// A failed batch takes its inbox changes with it (a job error rolls the transaction back;
+    /// an i/o error also reopens the database), and later batches go on from the last commit.
+    #[tokio::test]
+    async fn a_failed_batch_leaves_no_inbox_change_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = open(&path);
+        store.ingest_with(webhook(1), IngestOptions::default()).await.unwrap();
+        for err in [StoreError::Codec { table: "t", reason: "job failed".into() }, StoreError::Io("injected".into())] {
+            let e = err.clone();
+            let failed = store
+                .write_shared(move |shared| {
+                    shared.inbox().put(InboxRow::received(999, "a", "c", webhook(9).events.remove(0), 1_000));
+                    shared.inbox().ack(&["1".to_string()], "0");
+                    Err::<(), _>(e)
+                })
+                .await;
+            assert!(failed.is_err());
+            assert_eq!(store.inbox_len().unwrap(), 1);
+        }
+        store.ingest_with(webhook(2), IngestOptions::default()).await.unwrap();
+        let (_, claimed) = ids(&store, 10).await;
+        assert_eq!(claimed.len(), 2);
+        assert!(!claimed.contains(&"999".to_string()));
+        store.close().await;
+        drop(store);
+        assert_eq!(open(&path).inbox_len().unwrap(), 2);
+    }
+
+    /// A store written before the inbox moved to its log: the events in its tables move into
+    /// the log when it opens, once.
+    #[tokio::test]
+    async fn events_in_the_old_inbox_tables_move_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
         {
-            continue;
+            let db = redb::Database::create(&path).unwrap();
+            tables::create_all(&db).unwrap();
+            let txn = db.begin_write().unwrap();
+            let rows: Vec<InboxRow> = (1..=3).map(|n| InboxRow::received(n, "a", "c", webhook(n as u32).events.remove(0), 500)).collect();
+            write_tables(&txn, &rows).unwrap();
+            txn.commit().unwrap();
         }
-        ready.remove((at, id))?;
-        if let Some(old) = &row.lease {
-            holds.remove((old.consumer.as_str(), id))?;
-        }
-        if row.deliveries >= req.max_deliveries {
-            inbox.remove(id)?;
-            super::dlq::put(txn, &crate::store::dlq::DeadLetter::inbound(&row, now))?;
-            continue;
-        }
-        expired_leases += usize::from(row.lease.is_some());
-        row.deliveries += 1;
-        row.visible_at_ms = expires;
-        row.lease = Some(InboxLease { token, consumer: req.consumer.clone(), expires_at_ms: expires });
-        holds.insert((req.consumer.as_str(), id), expires)?;
-        ready.insert((expires, id), ())?;
-        inbox.insert(id, tables::encode(&row).as_slice())?;
-        events.push(ClaimedEvent {
-            id: id.to_string(),
-            account: row.account,
-            correlation_id: row.correlation_id,
-            received_at_ms: row.received_at_ms,
-            deliveries: row.deliveries,
-            event: row.event,
-        });
+        let store = open(&path);
+        assert_eq!(store.inbox_len().unwrap(), 3);
+        assert_eq!(ids(&store, 10).await.1, vec!["1", "2", "3"]);
+        store.close().await;
+        drop(store);
+        assert_eq!(RedbStore::inspect(&path).unwrap().tables["inbox"], 0);
+        assert_eq!(open(&path).inbox_len().unwrap(), 3);
     }
-    Ok(InboxClaim { lease: token.to_string(), lease_expires_at_ms: expires, events, expired_leases, held_limit: None })
-}
-
-/// Events `consumer` holds under unexpired leases; entries of expired leases are dropped.
-fn held_by(txn: &WriteTransaction, consumer: &str, now: u64) -> Result<usize, StoreError> {
-    let mut holds = txn.open_table(INBOX_HELD)?;
-    let entries: Vec<(u64, u64)> = holds
-        .range((consumer, 0)..=(consumer, u64::MAX))?
-        .map(|r| r.map(|(k, v)| (k.value().1, v.value())))
-        .collect::<Result<_, _>>()?;
-    let mut held = 0;
-    for (id, expires) in entries {
-        if expires > now {
-            held += 1;
-        } else {
-            holds.remove((consumer, id))?;
-        }
-    }
-    Ok(held)
-}
-
-type InboxTable<'t> = redb::Table<'t, u64, &'static [u8]>;
-type ReadyTable<'t> = redb::Table<'t, (u64, u64), ()>;
-
-/// Applies `op` to every id currently held under `lease`; the rest are rejected.
-fn settle(
-    txn: &WriteTransaction,
-    ids: &[String],
-    lease: &str,
-    mut op: impl FnMut(&mut InboxTable<'_>, &mut ReadyTable<'_>, &mut InboxRow) -> Result<(), StoreError>,
-) -> Result<AckResult, StoreError> {
-    let mut inbox = txn.open_table(INBOX)?;
-    let mut ready = txn.open_table(INBOX_READY)?;
-    let token: Option<u64> = lease.parse().ok();
-    let mut out = AckResult::default();
-    for id_str in ids {
-        let row = match parse_id(id_str) {
-            Some(id) => inbox.get(id)?.map(|v| v.value().to_vec()),
-            None => None,
-        };
-        let Some(bytes) = row else {
-            out.rejected.push(id_str.clone());
-            continue;
-        };
-        let mut row: InboxRow = tables::decode("inbox", &bytes)?;
-        if token.is_none() || row.lease.as_ref().map(|l| l.token) != token {
-            out.rejected.push(id_str.clone());
-            continue;
-        }
-        if let Some(l) = &row.lease {
-            txn.open_table(INBOX_HELD)?.remove((l.consumer.as_str(), row.id))?;
-        }
-        op(&mut inbox, &mut ready, &mut row)?;
-        out.acked.push(id_str.clone());
-    }
-    Ok(out)
 }

@@ -176,9 +176,7 @@ pub(super) fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts:
             effects.pushed += 1;
         }
         if !pushed || opts.push.as_ref().is_some_and(|p| p.pull_too) {
-            let t = shared.tables()?;
-            t.inbox.insert(id, tables::encode(&row).as_slice())?;
-            t.inbox_ready.insert((now, id), ())?;
+            shared.inbox().put(row);
             effects.pullable += 1;
         }
         out.stored += 1;

@@ -5,6 +5,11 @@
 //! requests in one transaction and answers them only after that transaction is durable
 //! (group commit): many webhooks share one fsync. Reads open their own read transaction and
 //! never wait for the writer.
+//!
+//! One part of the state is beside the file, not in it: the pull inbox's events, in a log of
+//! frames in `<file>.inbox/` ([`crate::store::inbox_log`]), committed by the same
+//! transactions (they record where the log ends). The two belong together: copy the store
+//! with `switchboard backup`, which folds the inbox into the one backup file.
 
 mod backend;
 #[cfg(feature = "ceiling")]
@@ -27,11 +32,13 @@ mod writer;
 
 
 use crate::clock::SharedClock;
+use crate::store::inbox_log::{self, InboxLog};
 use crate::store::{CommitObserver, StoreError, StoreOptions};
 use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use writer::Writer;
 
 /// The redb-backed store.
@@ -43,6 +50,8 @@ pub struct RedbStore {
     writer: Writer,
     clock: SharedClock,
     opts: Arc<StoreOptions>,
+    /// Events in the pull inbox as of the last commit (the inbox itself is the writer's).
+    inbox_len: Arc<AtomicU64>,
 }
 
 /// Opens (or creates) the redb file with the store's settings.
@@ -60,9 +69,16 @@ impl RedbStore {
         }
         let db = Arc::new(open_database(path, opts.cache_bytes)?);
         tables::create_all(&db)?;
+        let end = inbox::read_log_end(&db.begin_read()?)?;
+        let mut inbox = InboxLog::open(&InboxLog::dir_for(path), end, inbox_log::SEGMENT_BYTES)?;
+        let moved = inbox::migrate_tables(&db, &mut inbox)?;
+        if moved > 0 {
+            tracing::info!(events = moved, "moved the inbox's events from the database into its log");
+        }
+        let inbox_len = inbox.len_handle();
         let db = Arc::new(ArcSwapOption::new(Some(db)));
-        let writer = Writer::start(db.clone(), path.to_path_buf(), opts.max_batch, opts.cache_bytes);
-        Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts) })
+        let writer = Writer::start(db.clone(), inbox, path.to_path_buf(), opts.max_batch, opts.cache_bytes);
+        Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts), inbox_len })
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -8,6 +8,7 @@ use crate::store::leases::LeaseRecord;
 use crate::store::outbox::{MessageStatus, OutboxRow};
 use super::tables::{self, CONV_QUEUE, LEASES, OUTBOX, OUTBOX_DUE};
 use super::{RedbStore, StoreError};
+use crate::store::inbox_log::InboxLog;
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use std::path::Path;
 
@@ -20,6 +21,11 @@ impl RedbStore {
     /// design). Writes wait for the copy (roughly a second per GB), reads do not. The copy is
     /// then opened once, which recovers it and closes it cleanly, made durable, checked, and
     /// renamed from `path.partial` to `path`. Copies every table, whoever added it.
+    ///
+    /// The pull inbox's log is copied by the same job (its committed frames are exactly what
+    /// the copied file's last commit recorded: a batch's frames are appended only when it
+    /// commits) and folded into the copy's `inbox` table, so a backup stays one redb file; a
+    /// store opened from it moves those events back into a log of its own.
     pub async fn backup_to(&self, path: &Path) -> Result<BackupSummary, StoreError> {
         let partial = path.with_extension("partial");
         let (src, dst) = (self.path.clone(), partial.clone());
@@ -31,13 +37,15 @@ impl RedbStore {
                     let mut from = std::fs::File::open(&*src)?;
                     let mut to = std::fs::File::create(&dst)?;
                     std::io::copy(&mut from, &mut to)?;
-                    to.sync_all()
+                    to.sync_all()?;
+                    copy_dir(&InboxLog::dir_for(&src), &InboxLog::dir_for(&dst))
                 };
                 Ok(copy())
             })
             .await?;
         if let Err(e) = copied {
             let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_dir_all(InboxLog::dir_for(&partial));
             return Err(io_error(&partial, e));
         }
         let target = path.to_path_buf();
@@ -46,6 +54,7 @@ impl RedbStore {
             if r.is_err() {
                 let _ = std::fs::remove_file(&partial);
             }
+            let _ = std::fs::remove_dir_all(InboxLog::dir_for(&partial));
             r
         })
         .await
@@ -126,6 +135,34 @@ impl RedbStore {
     }
 }
 
+/// Copies the files of `from` (the inbox log's segments) into a new directory `to`; nothing
+/// when `from` does not exist.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !from.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dst = to.join(entry.file_name());
+        std::fs::copy(entry.path(), &dst)?;
+        std::fs::File::open(&dst)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes the events of the copied inbox log (up to the end the copy's last commit recorded)
+/// into the copy's inbox tables and forgets the log.
+fn fold_inbox(db: &Database, log_dir: &Path) -> Result<(), StoreError> {
+    let Some(end) = super::inbox::read_log_end(&db.begin_read()?)? else { return Ok(()) };
+    let rows = InboxLog::open(log_dir, Some(end), crate::store::inbox_log::SEGMENT_BYTES)?.rows()?;
+    let txn = db.begin_write()?;
+    super::inbox::write_tables(&txn, &rows)?;
+    super::inbox::forget_log_end(&txn)?;
+    txn.commit()?;
+    Ok(())
+}
+
 fn io_error(what: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("{}: {e}", what.display()))
 }
@@ -133,7 +170,7 @@ fn io_error(what: &Path, e: std::io::Error) -> StoreError {
 /// Opens the raw copy once (redb recovers it to its last commit and closes it cleanly), syncs
 /// it, counts its rows and moves it into place.
 fn recover_copy(partial: &Path, target: &Path) -> Result<BackupSummary, StoreError> {
-    drop(Database::create(partial)?);
+    fold_inbox(&Database::create(partial)?, &InboxLog::dir_for(partial))?;
     std::fs::File::open(partial).and_then(|f| f.sync_all()).map_err(|e| io_error(partial, e))?;
     let summary = RedbStore::inspect(partial)?;
     std::fs::rename(partial, target).map_err(|e| io_error(target, e))?;

@@ -9,10 +9,11 @@
 //! transaction), so a batch that mixes kinds is correct and only the runs of these share.
 
 use super::tables::{
-    CONV_QUEUE, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, INBOX, INBOX_READY, META, OUTBOX,
-    OUTBOX_BY_PROVIDER, OUTBOX_DUE, SESSION_ACTIVITY,
+    CONV_QUEUE, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, META, OUTBOX, OUTBOX_BY_PROVIDER,
+    OUTBOX_DUE, SESSION_ACTIVITY,
 };
 use crate::store::StoreError;
+use crate::store::inbox_log::InboxLog;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 /// The open tables of the webhook, enqueue and delivery-outcome paths.
@@ -22,8 +23,6 @@ pub(super) struct HotTables<'t> {
     pub conversations: Table<'t, &'static str, &'static [u8]>,
     pub session_activity: Table<'t, (&'static str, u64, &'static str), ()>,
     pub history: Table<'t, (&'static str, u64), &'static [u8]>,
-    pub inbox: Table<'t, u64, &'static [u8]>,
-    pub inbox_ready: Table<'t, (u64, u64), ()>,
     pub meta: Table<'t, &'static str, u64>,
     pub outbox: Table<'t, &'static str, &'static [u8]>,
     pub outbox_due: Table<'t, (u8, u64, &'static str), ()>,
@@ -74,15 +73,29 @@ impl HotTables<'_> {
 }
 
 /// One transaction's [`HotTables`], opened on first use and closed before any job that
-/// opens tables itself.
+/// opens tables itself; and the pull inbox, which lives in a log beside the database
+/// ([`InboxLog`]) and commits with this transaction.
 pub(super) struct SharedTables<'t> {
     txn: &'t WriteTransaction,
     open: Option<HotTables<'t>>,
+    inbox: &'t mut InboxLog,
 }
 
 impl<'t> SharedTables<'t> {
-    pub(super) fn new(txn: &'t WriteTransaction) -> Self {
-        Self { txn, open: None }
+    pub(super) fn new(txn: &'t WriteTransaction, inbox: &'t mut InboxLog) -> Self {
+        Self { txn, open: None, inbox }
+    }
+
+    /// The pull inbox (its frames are appended and synced just before this transaction
+    /// commits, which records where they end).
+    pub(super) fn inbox(&mut self) -> &mut InboxLog {
+        self.inbox
+    }
+
+    /// The inbox and the open tables together (a claim takes its fencing token from META).
+    pub(super) fn inbox_and_tables(&mut self) -> Result<(&mut InboxLog, &mut HotTables<'t>), StoreError> {
+        self.tables()?;
+        Ok((self.inbox, self.open.as_mut().expect("opened above")))
     }
 
     /// The transaction, for code that opens its own tables: call [`Self::close`] first.
@@ -100,8 +113,6 @@ impl<'t> SharedTables<'t> {
                 conversations: txn.open_table(CONVERSATIONS)?,
                 session_activity: txn.open_table(SESSION_ACTIVITY)?,
                 history: txn.open_table(HISTORY)?,
-                inbox: txn.open_table(INBOX)?,
-                inbox_ready: txn.open_table(INBOX_READY)?,
                 meta: txn.open_table(META)?,
                 outbox: txn.open_table(OUTBOX)?,
                 outbox_due: txn.open_table(OUTBOX_DUE)?,

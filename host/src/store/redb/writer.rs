@@ -11,11 +11,17 @@
 //! its last durable commit), failing requests that arrive meanwhile with
 //! [`StoreError::Unavailable`] (503 to webhooks, so providers retry) and trying again until the
 //! disk takes writes. The daemon recovers when space returns, without a restart.
+//!
+//! The writer also owns the pull inbox's log ([`InboxLog`]): a batch's inbox frames are
+//! appended and synced just before the transaction commits, and the transaction records where
+//! they end, so the redb commit stays the one commit point. After a failed batch the inbox is
+//! rebuilt from its log up to the end the database (reopened, if need be) has recorded.
 
 use super::shared::SharedTables;
 use crate::store::StoreError;
+use crate::store::inbox_log::InboxLog;
 use arc_swap::ArcSwapOption;
-use redb::{Database, WriteTransaction};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -74,13 +80,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<ArcSwapOption<Database>>, path: PathBuf, max_batch: usize, cache_bytes: usize) -> Self {
+    pub(super) fn start(db: Arc<ArcSwapOption<Database>>, inbox: InboxLog, path: PathBuf, max_batch: usize, cache_bytes: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let s = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(Shared { slot: db, path, cache_bytes }, rx, max_batch.max(1), s))
+            .spawn(move || run(Shared { slot: db, path, cache_bytes }, inbox, rx, max_batch.max(1), s))
             .expect("spawn store writer thread");
         Self { tx, stats }
     }
@@ -140,7 +146,7 @@ struct Shared {
 /// Pause between attempts to reopen the database after an I/O error.
 const REOPEN_PAUSE: Duration = Duration::from_millis(100);
 
-fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
+fn run(shared: Shared, mut inbox: InboxLog, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, stats: Arc<Stats>) {
     let mut db = shared.slot.load_full().expect("the store opens the database before the writer starts");
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(max_batch);
     let mut closing = None;
@@ -161,7 +167,7 @@ fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, s
             continue;
         }
         let started = Instant::now();
-        let result = commit_batch(&db, &mut batch);
+        let result = commit_batch(&db, &mut inbox, &mut batch);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
         if let Some(observe) = stats.observer.get() {
@@ -173,10 +179,12 @@ fn run(shared: Shared, mut rx: mpsc::UnboundedReceiver<Msg>, max_batch: usize, s
         for job in batch.drain(..) {
             job.finish(result.clone());
         }
-        if let Err(e) = result
-            && e.is_io()
-        {
-            match reopen(db, &shared, &mut rx, &mut closing, &e) {
+        let Err(e) = result else { continue };
+        // A batch that failed without touching the disk leaves the database as it was: only
+        // the inbox's state (and any frames appended) must go back to its last commit.
+        let needs_reopen = e.is_io() || (inbox.dirty() && reload_inbox(&db, &mut inbox).is_err());
+        if needs_reopen {
+            match reopen(db, &mut inbox, &shared, &mut rx, &mut closing, &e) {
                 Some(fresh) => {
                     stats.reopens.fetch_add(1, Ordering::Relaxed);
                     db = fresh;
@@ -201,6 +209,7 @@ fn finish_close(closing: Option<oneshot::Sender<()>>) {
 /// that arrive meanwhile with [`StoreError::Unavailable`]. `None` if the store is closed first.
 fn reopen(
     db: Arc<Database>,
+    inbox: &mut InboxLog,
     shared: &Shared,
     rx: &mut mpsc::UnboundedReceiver<Msg>,
     closing: &mut Option<oneshot::Sender<()>>,
@@ -213,7 +222,11 @@ fn reopen(
     loop {
         // Readers may still hold the old handle for a moment (`DatabaseAlreadyOpen`); a full
         // disk may fail the repair an unclean close needs. Both pass with time.
-        match super::open_database(&shared.path, shared.cache_bytes) {
+        let opened = super::open_database(&shared.path, shared.cache_bytes).map_err(StoreError::from).and_then(|fresh| {
+            reload_inbox(&fresh, inbox)?;
+            Ok(fresh)
+        });
+        match opened {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 shared.slot.store(Some(fresh.clone()));
@@ -240,15 +253,27 @@ fn reopen(
     }
 }
 
-fn commit_batch(db: &Database, batch: &mut [Box<dyn Pending>]) -> Result<(), StoreError> {
+/// Rebuilds the inbox from its log up to the end `db`'s last commit recorded.
+fn reload_inbox(db: &Database, inbox: &mut InboxLog) -> Result<(), StoreError> {
+    let end = super::inbox::read_log_end(&db.begin_read()?)?;
+    inbox.reload(end)
+}
+
+fn commit_batch(db: &Database, inbox: &mut InboxLog, batch: &mut [Box<dyn Pending>]) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
-        let mut shared = SharedTables::new(&txn);
+        let mut shared = SharedTables::new(&txn, inbox);
         for job in batch.iter_mut() {
             job.apply(&mut shared)?; // dropping `txn` on error aborts it
         }
         shared.close()?;
     }
+    // The inbox's frames are durable before the commit that says where they end.
+    let end = inbox.flush()?;
+    if let Some(end) = end {
+        super::inbox::record_log_end(&txn, end)?;
+    }
     txn.commit()?;
+    inbox.committed_at(end);
     Ok(())
 }

@@ -1,0 +1,512 @@
+//! The pull inbox kept in a [`FrameLog`] and in memory instead of in B-trees: step 1 of the
+//! log-structured webhook path (`docs/log-store.md`).
+//!
+//! Why: the benchmarks (`bench/ceiling.sh`, knock-outs in `BENCHMARKS.md`) showed the inbox
+//! row and its ready-index entry costing the redb writer ~12 µs of its ~49 µs per webhook,
+//! in proportion to the random 4 KiB leaves they dirty every commit. Here a webhook's event
+//! is one appended frame, and the index (what is ready when, who holds what) lives in memory,
+//! rebuilt from the log at start.
+//!
+//! Frames are the inbox's operations (`put` a row, `claim`, `nack`, `remove` ids); replaying
+//! them in order rebuilds the state, and the live paths apply exactly the same function
+//! ([`InboxLog::apply`]) as the replay, so the two cannot drift apart.
+//!
+//! **Commit point.** The log does not decide what is committed: the engine's transaction
+//! does. A batch's frames are buffered in memory, appended and synced just before the
+//! engine commits, and the transaction records the log's new end ([`InboxLog::flush`]). On
+//! open, frames after the end the engine recorded are cut off: they belong to a batch whose
+//! transaction never committed, so nobody was told they were stored, and the dedupe keys and
+//! counters written with them are not there either. If a batch fails, the state is rebuilt
+//! from the log up to the end the engine has ([`InboxLog::reload`]).
+//!
+//! **Space.** A segment is deleted once no live event's `put` is in it or before it. So that
+//! one event left unacked cannot pin every later segment, the oldest segment's live events are
+//! copied forward (a fresh `put` with their current state) whenever the log holds more than
+//! twice the live bytes: the disk use stays within about twice the live events plus two
+//! segments, and each byte is copied only when as much garbage is reclaimed.
+
+use super::StoreError;
+use super::inbox::*;
+use super::log::{FrameLog, LogError, Position};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Segment size of the daemon's inbox log.
+pub const SEGMENT_BYTES: u64 = 32 << 20;
+/// Live events copied forward per batch at most, so compaction never stalls a group commit.
+const COPY_PER_BATCH: usize = 256;
+
+impl From<LogError> for StoreError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Io(e) => StoreError::Io(format!("inbox log: {e}")),
+            other => StoreError::Codec { table: "inbox log", reason: other.to_string() },
+        }
+    }
+}
+
+/// One inbox operation, as logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Frame {
+    /// A new event, or a live one copied forward with its current state.
+    Put { row: InboxRow },
+    /// Events handed to `consumer` under fencing token `token` (deliveries + 1 each).
+    Claim { ids: Vec<u64>, token: u64, consumer: String, expires_at_ms: u64 },
+    /// Events returned to the queue, visible again at `visible_at_ms`.
+    Nack { ids: Vec<u64>, visible_at_ms: u64 },
+    /// Events acked or moved to the dead-letter queue.
+    Remove { ids: Vec<u64> },
+}
+
+fn encode(frame: &Frame) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, frame).expect("frames serialize infallibly");
+    out
+}
+
+fn decode(bytes: &[u8]) -> Result<Frame, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec { table: "inbox log", reason: e.to_string() })
+}
+
+/// Where an event's `put` frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Logged(Position),
+    /// In this batch's buffer, not yet appended.
+    Pending(usize),
+}
+
+/// What the index keeps of an event: enough to pick and fence it; the rest is in its frame.
+#[derive(Debug, Clone)]
+struct Entry {
+    account: String,
+    conversation: String,
+    visible_at_ms: u64,
+    deliveries: u32,
+    lease: Option<InboxLease>,
+    body: Body,
+    /// Length of the `put` frame.
+    len: u64,
+}
+
+/// The live events whose `put` is in one segment.
+#[derive(Debug, Default)]
+struct SegmentLive {
+    ids: HashSet<u64>,
+    bytes: u64,
+}
+
+pub struct InboxLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    log: FrameLog,
+    entries: HashMap<u64, Entry>,
+    /// (visible at, id): claimable once the time has come; a claimed event sits at its
+    /// lease's expiry, so an expired lease makes it claimable again without a sweeper.
+    ready: BTreeSet<(u64, u64)>,
+    /// consumer → id → lease expiry.
+    held: HashMap<String, HashMap<u64, u64>>,
+    /// segment → its live events (logged ones only).
+    live: BTreeMap<u64, SegmentLive>,
+    /// This batch's frames, and the new events among them.
+    pending: Vec<Vec<u8>>,
+    pending_puts: Vec<u64>,
+    /// The end of the committed log.
+    committed: Position,
+    /// Events stored, published after each commit for readers on other threads.
+    len: Arc<AtomicU64>,
+}
+
+impl InboxLog {
+    /// The log directory of the store at `store_path` (`<file>.inbox`).
+    pub fn dir_for(store_path: &Path) -> PathBuf {
+        let mut name = store_path.as_os_str().to_os_string();
+        name.push(".inbox");
+        PathBuf::from(name)
+    }
+
+    /// Opens the log in `dir` up to `committed`, the end the engine's last commit recorded.
+    /// `None` (nothing ever committed, or a store restored from a backup, which carries its
+    /// inbox in its own tables): whatever is in `dir` was never committed and is deleted.
+    /// A log shorter than `committed` (segments lost) is refused, not silently emptied.
+    pub fn open(dir: &Path, committed: Option<Position>, segment_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)))
+    }
+
+    fn open_counted(dir: &Path, committed: Option<Position>, segment_bytes: u64, len: Arc<AtomicU64>) -> Result<Self, StoreError> {
+        if committed.is_none() && dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let (mut log, recovery) = FrameLog::open(dir, segment_bytes)?;
+        let end = match committed {
+            Some(end) if end > log.end() => {
+                return Err(StoreError::Codec {
+                    table: "inbox log",
+                    reason: format!(
+                        "{} ends at segment {} byte {} but the store committed up to segment {} byte {}: segments are missing",
+                        dir.display(),
+                        log.end().segment,
+                        log.end().offset,
+                        end.segment,
+                        end.offset
+                    ),
+                });
+            }
+            Some(end) => {
+                if end < log.end() {
+                    log.truncate_to(end)?;
+                }
+                end
+            }
+            None => log.end(),
+        };
+        let mut me = Self {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            log,
+            entries: HashMap::new(),
+            ready: BTreeSet::new(),
+            held: HashMap::new(),
+            live: BTreeMap::new(),
+            pending: Vec::new(),
+            pending_puts: Vec::new(),
+            committed: end,
+            len,
+        };
+        for (pos, bytes) in recovery.frames.into_iter().filter(|(p, _)| *p < end) {
+            let frame = decode(&bytes)?;
+            me.apply(&frame, Body::Logged(pos), bytes.len() as u64);
+        }
+        me.publish();
+        Ok(me)
+    }
+
+    /// Forgets everything since the last commit and rebuilds the state from the log up to
+    /// `committed` (read back from the engine after a failed batch: a commit that reported an
+    /// error may still have become durable).
+    pub fn reload(&mut self, committed: Option<Position>) -> Result<(), StoreError> {
+        *self = Self::open_counted(&self.dir, committed, self.segment_bytes, self.len.clone())?;
+        Ok(())
+    }
+
+    /// The counter [`Self::len`] readers share.
+    pub fn len_handle(&self) -> Arc<AtomicU64> {
+        self.len.clone()
+    }
+
+    fn publish(&self) {
+        self.len.store(self.entries.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Events stored (claimable now or later, or leased), this batch's included.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The end of the committed log (what the engine last recorded).
+    #[cfg(test)]
+    fn committed(&self) -> Position {
+        self.committed
+    }
+
+    fn index(&mut self, id: u64, e: &Entry) {
+        self.ready.insert((e.visible_at_ms, id));
+        if let Some(l) = &e.lease {
+            self.held.entry(l.consumer.clone()).or_default().insert(id, l.expires_at_ms);
+        }
+        if let Body::Logged(pos) = e.body {
+            let s = self.live.entry(pos.segment).or_default();
+            s.ids.insert(id);
+            s.bytes += e.len;
+        }
+    }
+
+    fn unindex(&mut self, id: u64, e: &Entry) {
+        self.ready.remove(&(e.visible_at_ms, id));
+        if let Some(l) = &e.lease
+            && let Some(h) = self.held.get_mut(&l.consumer)
+        {
+            h.remove(&id);
+            if h.is_empty() {
+                self.held.remove(&l.consumer);
+            }
+        }
+        if let Body::Logged(pos) = e.body
+            && let Some(s) = self.live.get_mut(&pos.segment)
+        {
+            s.ids.remove(&id);
+            s.bytes -= e.len;
+            if s.ids.is_empty() {
+                self.live.remove(&pos.segment);
+            }
+        }
+    }
+
+    /// Changes one event's state (re-indexing it), if it is stored.
+    fn update(&mut self, id: u64, change: impl FnOnce(&mut Entry)) {
+        if let Some(mut e) = self.entries.remove(&id) {
+            self.unindex(id, &e);
+            change(&mut e);
+            self.index(id, &e);
+            self.entries.insert(id, e);
+        }
+    }
+
+    /// Applies one frame to the state: the one function both replay and the live paths use.
+    /// Ids that are not stored are skipped (their `put` was in a dropped segment: they were
+    /// removed, and this frame is older than that).
+    fn apply(&mut self, frame: &Frame, body: Body, len: u64) {
+        match frame {
+            Frame::Put { row } => {
+                if let Some(old) = self.entries.remove(&row.id) {
+                    self.unindex(row.id, &old);
+                }
+                let e = Entry {
+                    account: row.account.clone(),
+                    conversation: row.event.conversation.clone(),
+                    visible_at_ms: row.visible_at_ms,
+                    deliveries: row.deliveries,
+                    lease: row.lease.clone(),
+                    body,
+                    len,
+                };
+                self.index(row.id, &e);
+                self.entries.insert(row.id, e);
+            }
+            Frame::Claim { ids, token, consumer, expires_at_ms } => {
+                for &id in ids {
+                    self.update(id, |e| {
+                        e.deliveries += 1;
+                        e.visible_at_ms = *expires_at_ms;
+                        e.lease = Some(InboxLease { token: *token, consumer: consumer.clone(), expires_at_ms: *expires_at_ms });
+                    });
+                }
+            }
+            Frame::Nack { ids, visible_at_ms } => {
+                for &id in ids {
+                    self.update(id, |e| {
+                        e.visible_at_ms = *visible_at_ms;
+                        e.lease = None;
+                    });
+                }
+            }
+            Frame::Remove { ids } => {
+                for id in ids {
+                    if let Some(old) = self.entries.remove(id) {
+                        self.unindex(*id, &old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `frame` now and buffers it for this batch's append.
+    fn record(&mut self, frame: Frame) {
+        let bytes = encode(&frame);
+        let idx = self.pending.len();
+        if let Frame::Put { row } = &frame {
+            self.pending_puts.push(row.id);
+        }
+        self.apply(&frame, Body::Pending(idx), bytes.len() as u64);
+        self.pending.push(bytes);
+    }
+
+    /// Stores `row` (a verified webhook's event, or a redriven dead letter) as it is.
+    pub fn put(&mut self, row: InboxRow) {
+        self.record(Frame::Put { row });
+    }
+
+    /// The stored row of `id` with its current state.
+    pub fn row(&self, id: u64) -> Result<Option<InboxRow>, StoreError> {
+        let Some(e) = self.entries.get(&id) else { return Ok(None) };
+        let frame = match e.body {
+            Body::Logged(pos) => decode(&self.log.read_at(pos)?)?,
+            Body::Pending(i) => decode(&self.pending[i])?,
+        };
+        let Frame::Put { mut row } = frame else {
+            return Err(StoreError::Codec { table: "inbox log", reason: format!("event {id} points at a frame that is not a put") });
+        };
+        row.visible_at_ms = e.visible_at_ms;
+        row.deliveries = e.deliveries;
+        row.lease = e.lease.clone();
+        Ok(Some(row))
+    }
+
+    /// Every stored row, in id order (for backups and exports).
+    pub fn rows(&self) -> Result<Vec<InboxRow>, StoreError> {
+        let mut ids: Vec<u64> = self.entries.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.row(id).transpose()).collect()
+    }
+
+    /// Events `consumer` holds under unexpired leases; expired holds are forgotten.
+    fn held_by(&mut self, consumer: &str, now: u64) -> usize {
+        let Some(h) = self.held.get_mut(consumer) else { return 0 };
+        h.retain(|_, expires| *expires > now);
+        h.len()
+    }
+
+    /// Hands up to `req.max` due events to `req.consumer` under a new lease. `token` is called
+    /// for the fencing token only when something may be claimed. Events already handed out
+    /// `max_deliveries` times are removed and returned as the second value, for the caller to
+    /// put in the dead-letter queue in the same commit.
+    pub fn claim(
+        &mut self,
+        req: &ClaimRequest,
+        now: u64,
+        token: impl FnOnce() -> Result<u64, StoreError>,
+    ) -> Result<(InboxClaim, Vec<InboxRow>), StoreError> {
+        let held = self.held_by(&req.consumer, now);
+        if held >= req.max_held {
+            let claim = InboxClaim { lease: String::new(), lease_expires_at_ms: 0, events: Vec::new(), expired_leases: 0, held_limit: Some(held) };
+            return Ok((claim, Vec::new()));
+        }
+        let max = req.max.min(req.max_held - held);
+        let token = token()?;
+        let expires = now + req.lease_ms;
+        let (mut chosen, mut dead) = (Vec::new(), Vec::new());
+        for &(_, id) in self.ready.range((0, 0)..=(now, u64::MAX)) {
+            if chosen.len() >= max {
+                break;
+            }
+            let e = &self.entries[&id];
+            if req.account.as_ref().is_some_and(|a| *a != e.account) || req.conversation.as_ref().is_some_and(|c| *c != e.conversation) {
+                continue;
+            }
+            if e.deliveries >= req.max_deliveries {
+                dead.push(id);
+            } else {
+                chosen.push(id);
+            }
+        }
+        let dead_rows = dead.iter().filter_map(|&id| self.row(id).transpose()).collect::<Result<Vec<_>, _>>()?;
+        if !dead.is_empty() {
+            self.record(Frame::Remove { ids: dead });
+        }
+        let mut events = Vec::with_capacity(chosen.len());
+        let mut expired_leases = 0;
+        for &id in &chosen {
+            let row = self.row(id)?.expect("chosen from the index");
+            expired_leases += usize::from(row.lease.is_some());
+            events.push(ClaimedEvent {
+                id: id.to_string(),
+                account: row.account,
+                correlation_id: row.correlation_id,
+                received_at_ms: row.received_at_ms,
+                deliveries: row.deliveries + 1,
+                event: row.event,
+            });
+        }
+        if !chosen.is_empty() {
+            self.record(Frame::Claim { ids: chosen, token, consumer: req.consumer.clone(), expires_at_ms: expires });
+        }
+        let claim = InboxClaim { lease: token.to_string(), lease_expires_at_ms: expires, events, expired_leases, held_limit: None };
+        Ok((claim, dead_rows))
+    }
+
+    /// The ids held under `lease` (the rest are rejected).
+    fn settle(&self, ids: &[String], lease: &str) -> (Vec<u64>, AckResult) {
+        let token: Option<u64> = lease.parse().ok();
+        let mut out = AckResult::default();
+        let mut accepted = Vec::new();
+        for s in ids {
+            let held = s.parse::<u64>().ok().and_then(|id| self.entries.get(&id).map(|e| (id, e)));
+            match held {
+                Some((id, e)) if token.is_some() && e.lease.as_ref().map(|l| l.token) == token && !accepted.contains(&id) => {
+                    accepted.push(id);
+                    out.acked.push(s.clone());
+                }
+                _ => out.rejected.push(s.clone()),
+            }
+        }
+        (accepted, out)
+    }
+
+    /// Deletes events held under `lease`.
+    pub fn ack(&mut self, ids: &[String], lease: &str) -> AckResult {
+        let (accepted, out) = self.settle(ids, lease);
+        if !accepted.is_empty() {
+            self.record(Frame::Remove { ids: accepted });
+        }
+        out
+    }
+
+    /// Returns events held under `lease` to the queue, visible at `visible_at_ms`.
+    pub fn nack(&mut self, ids: &[String], lease: &str, visible_at_ms: u64) -> AckResult {
+        let (accepted, out) = self.settle(ids, lease);
+        if !accepted.is_empty() {
+            self.record(Frame::Nack { ids: accepted, visible_at_ms });
+        }
+        out
+    }
+
+    /// Copies the oldest segment's live events forward when the log holds more than twice the
+    /// live bytes (see the module docs).
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let Some((&oldest, _)) = self.live.iter().next() else { return Ok(()) };
+        let current = self.log.current_segment();
+        let spanned = (current - oldest + 1) * self.segment_bytes;
+        let live: u64 = self.live.values().map(|s| s.bytes).sum();
+        if current - oldest < 2 || live * 2 >= spanned {
+            return Ok(());
+        }
+        let ids: Vec<u64> = self.live[&oldest].ids.iter().copied().take(COPY_PER_BATCH).collect();
+        for id in ids {
+            if let Some(row) = self.row(id)? {
+                self.put(row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends and syncs this batch's frames. Returns the log's new end, which the engine must
+    /// record in the transaction it commits next (and then call [`Self::committed_at`]);
+    /// `None` when the batch wrote nothing here.
+    pub fn flush(&mut self) -> Result<Option<Position>, StoreError> {
+        self.compact()?;
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
+        let positions = self.log.append(&refs)?;
+        self.log.sync()?;
+        for id in std::mem::take(&mut self.pending_puts) {
+            let Some(e) = self.entries.get(&id) else { continue };
+            let Body::Pending(i) = e.body else { continue };
+            let mut e = self.entries.remove(&id).expect("present");
+            self.unindex(id, &e);
+            e.body = Body::Logged(positions[i]);
+            self.index(id, &e);
+            self.entries.insert(id, e);
+        }
+        self.pending.clear();
+        Ok(Some(self.log.end()))
+    }
+
+    /// The engine committed the end [`Self::flush`] returned: publish the state and delete the
+    /// segments nothing live needs any more.
+    pub fn committed_at(&mut self, end: Option<Position>) {
+        if let Some(end) = end {
+            self.committed = end;
+        }
+        self.publish();
+        let keep = self.live.keys().next().copied().unwrap_or(self.log.current_segment());
+        if let Err(e) = self.log.drop_before(keep) {
+            // Harmless: the segments are dropped at the next commit or start.
+            tracing::warn!(error = %e, "could not delete old inbox log segments");
+        }
+    }
+
+    /// Whether this batch changed anything here (a failed batch must then be reloaded).
+    pub fn dirty(&self) -> bool {
+        !self.pending.is_empty() || self.log.end() != self.committed
+    }
+}
+
+#[cfg(test)]
+mod tests;
