@@ -26,7 +26,9 @@
 //! segments, and each byte is copied only when as much garbage is reclaimed.
 
 use super::StoreError;
+use super::dedupe_runs::Dedupe;
 use super::inbox::*;
+use crate::clock::{SharedClock, SystemClock};
 use super::log::{FrameLog, LogError, Position};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -60,6 +62,8 @@ enum Frame {
     Nack { ids: Vec<u64>, visible_at_ms: u64 },
     /// Events acked or moved to the dead-letter queue.
     Remove { ids: Vec<u64> },
+    /// A webhook event's dedupe key, seen until `expires_at_ms` (see [`Dedupe`]).
+    Seen { key: String, expires_at_ms: u64 },
 }
 
 fn encode(frame: &Frame) -> Vec<u8> {
@@ -119,6 +123,10 @@ pub struct InboxLog {
     committed: Position,
     /// Events stored, published after each commit for readers on other threads.
     len: Arc<AtomicU64>,
+    /// The webhook dedupe keys: its memtable is rebuilt from this log's `seen` frames.
+    dedupe: Dedupe,
+    /// The store's clock (dedupe runs expire by it).
+    clock: SharedClock,
 }
 
 impl InboxLog {
@@ -134,10 +142,28 @@ impl InboxLog {
     /// inbox in its own tables): whatever is in `dir` was never committed and is deleted.
     /// A log shorter than `committed` (segments lost) is refused, not silently emptied.
     pub fn open(dir: &Path, committed: Option<Position>, segment_bytes: u64) -> Result<Self, StoreError> {
-        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)))
+        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)), None, Arc::new(SystemClock))
     }
 
-    fn open_counted(dir: &Path, committed: Option<Position>, segment_bytes: u64, len: Arc<AtomicU64>) -> Result<Self, StoreError> {
+    /// The same, with the store's clock.
+    pub fn open_with_clock(dir: &Path, committed: Option<Position>, segment_bytes: u64, clock: SharedClock) -> Result<Self, StoreError> {
+        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)), None, clock)
+    }
+
+    /// `dedupe`: the runs kept across a [`Self::reload`] (they hold only committed keys, and
+    /// reading them again would cost a pass over every run).
+    fn open_counted(
+        dir: &Path,
+        committed: Option<Position>,
+        segment_bytes: u64,
+        len: Arc<AtomicU64>,
+        dedupe: Option<Dedupe>,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
+        let dedupe = match dedupe {
+            Some(d) if committed.is_some() => Some(d),
+            _ => None,
+        };
         if committed.is_none() && dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         }
@@ -164,6 +190,12 @@ impl InboxLog {
             }
             None => log.end(),
         };
+        let mut dedupe = match dedupe {
+            Some(d) => d,
+            None => Dedupe::open(&Self::dedupe_dir(dir)).map_err(|e| StoreError::Io(format!("dedupe runs: {e}")))?,
+        };
+        dedupe.clear_memtable();
+        let replay_from = dedupe.replay_from();
         let mut me = Self {
             dir: dir.to_path_buf(),
             segment_bytes,
@@ -176,9 +208,14 @@ impl InboxLog {
             pending_puts: Vec::new(),
             committed: end,
             len,
+            dedupe,
+            clock,
         };
         for (pos, bytes) in recovery.frames.into_iter().filter(|(p, _)| *p < end) {
             let frame = decode(&bytes)?;
+            if matches!(frame, Frame::Seen { .. }) && pos < replay_from {
+                continue;
+            }
             me.apply(&frame, Body::Logged(pos), bytes.len() as u64);
         }
         me.publish();
@@ -189,8 +226,35 @@ impl InboxLog {
     /// `committed` (read back from the engine after a failed batch: a commit that reported an
     /// error may still have become durable).
     pub fn reload(&mut self, committed: Option<Position>) -> Result<(), StoreError> {
-        *self = Self::open_counted(&self.dir, committed, self.segment_bytes, self.len.clone())?;
+        let dedupe = std::mem::replace(&mut self.dedupe, Dedupe::detached());
+        *self = Self::open_counted(&self.dir, committed, self.segment_bytes, self.len.clone(), Some(dedupe), self.clock.clone())?;
         Ok(())
+    }
+
+    fn dedupe_dir(dir: &Path) -> PathBuf {
+        dir.join("dedupe")
+    }
+
+    /// The latest expiry recorded for a webhook dedupe key (expired or not), this batch's
+    /// keys included.
+    pub fn seen(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.dedupe.get(key).map_err(|e| StoreError::Io(format!("dedupe runs: {e}")))
+    }
+
+    /// Records a webhook dedupe key as seen until `expires_at_ms`.
+    pub fn mark_seen(&mut self, key: &str, expires_at_ms: u64) {
+        self.record(Frame::Seen { key: key.to_string(), expires_at_ms });
+    }
+
+    /// Every dedupe key with its latest expiry (exports and backups).
+    pub fn seen_keys(&self) -> Result<HashMap<String, u64>, StoreError> {
+        self.dedupe.all().map_err(|e| StoreError::Io(format!("dedupe runs: {e}")))
+    }
+
+    /// Finishes the dedupe runs' background work now (tests).
+    #[cfg(test)]
+    pub fn settle_dedupe(&mut self) {
+        self.dedupe.maintain(self.clock.now_ms(), self.committed, self.log.current_segment(), true).unwrap();
     }
 
     /// The counter [`Self::len`] readers share.
@@ -302,6 +366,7 @@ impl InboxLog {
                     }
                 }
             }
+            Frame::Seen { key, expires_at_ms } => self.dedupe.insert(key, *expires_at_ms),
         }
     }
 
@@ -495,7 +560,12 @@ impl InboxLog {
             self.committed = end;
         }
         self.publish();
-        let keep = self.live.keys().next().copied().unwrap_or(self.log.current_segment());
+        let segment = self.log.current_segment();
+        if let Err(e) = self.dedupe.maintain(self.clock.now_ms(), self.committed, segment, false) {
+            // The keys stay in the memtable and the log; retried at the next commit.
+            tracing::warn!(error = %e, "dedupe run housekeeping failed");
+        }
+        let keep = self.live.keys().next().copied().unwrap_or(segment).min(self.dedupe.keep_segment().unwrap_or(segment));
         if let Err(e) = self.log.drop_before(keep) {
             // Harmless: the segments are dropped at the next commit or start.
             tracing::warn!(error = %e, "could not delete old inbox log segments");

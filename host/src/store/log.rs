@@ -45,7 +45,7 @@ pub enum LogError {
 }
 
 /// Where a frame starts: its segment and byte offset (of its length field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     pub segment: u64,
     pub offset: u64,

@@ -43,6 +43,8 @@ enum Op {
     Settle(u8, bool),
     Commit,
     Tick(u16),
+    /// A webhook dedupe key (one of a few, so keys are seen again).
+    Seen(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u8>(), any::<bool>()).prop_map(|(n, a)| Op::Settle(n, a)),
         2 => Just(Op::Commit),
         1 => (0..40_000u16).prop_map(Op::Tick),
+        3 => (0..40u8).prop_map(Op::Seen),
     ]
 }
 
@@ -67,6 +70,7 @@ proptest! {
         let mut log = InboxLog::open(&path, None, 4096).unwrap();
         let (mut now, mut next_id, mut token) = (10_000u64, 1u64, 0u64);
         let mut claims: Vec<(String, Vec<String>)> = Vec::new();
+        let (mut seen, mut committed_seen): (HashMap<String, u64>, HashMap<String, u64>) = (HashMap::new(), HashMap::new());
         for op in ops {
             match op {
                 Op::Put(c) => {
@@ -86,11 +90,24 @@ proptest! {
                 Op::Settle(..) => {}
                 Op::Commit => {
                     let end = commit(&mut log);
+                    committed_seen.clone_from(&seen);
+                    // A second instance must not race the first one's run writing.
+                    log.settle_dedupe();
                     let reopened = InboxLog::open(&path, Some(end), 4096).unwrap();
                     prop_assert_eq!(snapshot(&reopened), snapshot(&log));
+                    for (k, exp) in &committed_seen {
+                        prop_assert_eq!(reopened.seen(k).unwrap(), Some(*exp), "key {}", k);
+                        prop_assert_eq!(log.seen(k).unwrap(), Some(*exp), "key {}", k);
+                    }
                     drop(reopened);
                 }
                 Op::Tick(ms) => now += u64::from(ms),
+                Op::Seen(n) => {
+                    let (key, exp) = (format!("acct\0wamid.{n}"), u64::MAX - u64::from(n) * 1000 - now);
+                    log.mark_seen(&key, exp);
+                    let e = seen.entry(key).or_insert(0);
+                    *e = exp.max(*e);
+                }
             }
         }
         // An uncommitted tail is forgotten.
@@ -178,18 +195,26 @@ fn an_event_left_unacked_does_not_pin_the_log() {
     let mut token = 0;
     for id in 2..2_000u64 {
         log.put(row(id, "busy"));
+        log.mark_seen(&format!("acct\0{id}"), u64::MAX);
         let req = ClaimRequest { conversation: Some("busy".into()), ..claim_req(1, "w") };
         let (claim, _) = log.claim(&req, 10_000, || { token += 1; Ok(token) }).unwrap();
         let ids: Vec<String> = claim.events.iter().map(|e| e.id.clone()).collect();
         assert_eq!(log.ack(&ids, &claim.lease).acked.len(), 1);
         commit(&mut log);
     }
-    let segments = std::fs::read_dir(&path).unwrap().count() as u64;
+    let segments = std::fs::read_dir(&path).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count() as u64;
     assert!(segments <= 4, "{segments} segments kept for one live event");
     assert!(log.log.current_segment() > 20, "the test wrote many segments");
     let reopened = InboxLog::open(&path, Some(log.committed()), segment).unwrap();
     assert_eq!(reopened.len(), 1);
     assert_eq!(reopened.row(1).unwrap().unwrap().event.conversation, "stays");
+    drop(reopened);
+    log.settle_dedupe();
+    let reopened = InboxLog::open(&path, Some(log.committed()), segment).unwrap();
+    for id in 2..2_000u64 {
+        assert_eq!(reopened.seen(&format!("acct\0{id}")).unwrap(), Some(u64::MAX), "key {id} survives in runs or the log");
+    }
+    assert!(std::fs::read_dir(path.join("dedupe")).unwrap().count() < 12, "runs were merged");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 use crate::store::inbox::*;
 use crate::store::inbox_log::InboxLog;
 use crate::store::log::Position;
-use super::tables::{self, INBOX, INBOX_HELD, INBOX_READY, META};
+use super::tables::{self, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_HELD, INBOX_READY, META};
 use super::{RedbStore, StoreError};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::sync::atomic::Ordering;
@@ -79,6 +79,49 @@ pub(super) fn migrate_tables(db: &redb::Database, inbox: &mut InboxLog) -> Resul
     txn.commit()?;
     inbox.committed_at(end);
     Ok(n)
+}
+
+/// Moves webhook dedupe keys from the tables stores kept them in before they moved to the
+/// log and its runs (and backups keep them in, see `ops.rs`): logged like the daemon's own, in
+/// one commit that also empties the tables. Returns how many moved.
+pub(super) fn migrate_dedupe(db: &redb::Database, inbox: &mut InboxLog) -> Result<usize, StoreError> {
+    let txn = db.begin_write()?;
+    let keys: Vec<(String, u64)> = {
+        let expiry: std::collections::HashMap<String, u64> =
+            txn.open_table(DEDUPE_EXPIRY)?.iter()?.map(|r| r.map(|(k, _)| (k.value().1.to_string(), k.value().0))).collect::<Result<_, _>>()?;
+        let table = txn.open_table(DEDUPE)?;
+        table
+            .iter()?
+            .map(|r| r.map(|(k, v)| (k.value().to_string(), expiry.get(k.value()).copied().unwrap_or(v.value()).max(v.value()))))
+            .collect::<Result<_, _>>()?
+    };
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let n = keys.len();
+    for (key, expires) in keys {
+        inbox.mark_seen(&key, expires);
+    }
+    txn.open_table(DEDUPE)?.retain(|_, _| false)?;
+    txn.open_table(DEDUPE_EXPIRY)?.retain(|_, _| false)?;
+    let end = inbox.flush()?;
+    if let Some(end) = end {
+        record_log_end(&txn, end)?;
+    }
+    txn.commit()?;
+    inbox.committed_at(end);
+    Ok(n)
+}
+
+/// Writes dedupe keys into the tables [`migrate_dedupe`] reads (a backup's copy).
+pub(super) fn write_dedupe_tables(txn: &WriteTransaction, keys: &std::collections::HashMap<String, u64>) -> Result<(), StoreError> {
+    let mut dedupe = txn.open_table(DEDUPE)?;
+    let mut expiry = txn.open_table(DEDUPE_EXPIRY)?;
+    for (k, &exp) in keys {
+        dedupe.insert(k.as_str(), exp)?;
+        expiry.insert((exp, k.as_str()), ())?;
+    }
+    Ok(())
 }
 
 impl RedbStore {
@@ -236,5 +279,57 @@ mod tests {
         drop(store);
         assert_eq!(RedbStore::inspect(&path).unwrap().tables["inbox"], 0);
         assert_eq!(open(&path).inbox_len().unwrap(), 3);
+    }
+
+    async fn duplicates(store: &RedbStore, ns: std::ops::Range<u32>) -> usize {
+        let mut dups = 0;
+        for n in ns {
+            if let crate::store::ingest::Ingested::Stored(out, _) = store.ingest_with(webhook(n), IngestOptions::default()).await.unwrap() {
+                dups += out.duplicates;
+            }
+        }
+        dups
+    }
+
+    /// Webhook dedupe keys live in the inbox log and its runs: they survive restarts and
+    /// backups, a failed batch takes its keys with it, and keys in the old tables move over.
+    #[tokio::test]
+    async fn dedupe_keys_survive_restarts_and_backups_and_move_out_of_the_old_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            tables::create_all(&db).unwrap();
+            let txn = db.begin_write().unwrap();
+            let keys = std::collections::HashMap::from([("a\0wamid.1000".to_string(), u64::MAX)]);
+            write_dedupe_tables(&txn, &keys).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = open(&path);
+        assert_eq!(duplicates(&store, 1000..1001).await, 1, "a key from the old table");
+        assert_eq!(duplicates(&store, 0..50).await, 0);
+        assert_eq!(duplicates(&store, 0..50).await, 50);
+        let e = StoreError::Io("injected".into());
+        let failed = store
+            .write_shared(move |shared| {
+                shared.inbox().mark_seen("a\0wamid.77", u64::MAX);
+                Err::<(), _>(e)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(duplicates(&store, 77..78).await, 0, "the failed batch's key is gone");
+        let backup = dir.path().join("b.redb");
+        store.backup_to(&backup).await.unwrap();
+        assert_eq!(RedbStore::inspect(&backup).unwrap().tables["dedupe"], 52, "folded into the backup file");
+        store.close().await;
+        drop(store);
+        assert_eq!(RedbStore::inspect(&path).unwrap().tables["dedupe"], 0, "moved out of the table");
+        for p in [&path, &backup] {
+            let reopened = open(p);
+            assert_eq!(duplicates(&reopened, 0..50).await, 50, "{}", p.display());
+            assert_eq!(duplicates(&reopened, 77..78).await, 1, "{}", p.display());
+            assert_eq!(duplicates(&reopened, 1000..1001).await, 1, "{}", p.display());
+            reopened.close().await;
+        }
     }
 }

@@ -5,11 +5,10 @@ use crate::store::ingest::*;
 use super::history;
 use crate::store::history::{HistoryEntry, HistoryOptions};
 use crate::store::inbox::InboxRow;
-use super::shared::{HotTables, SharedTables};
-use super::tables::{self, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, key2};
+use super::shared::SharedTables;
+use super::tables::{self, CONVERSATIONS, key2};
 use super::{RedbStore, StoreError, outbox, push, tools};
 use crate::model::EventKind;
-use redb::ReadableTable;
 
 
 impl RedbStore {
@@ -36,27 +35,12 @@ impl RedbStore {
         })
     }
 
-    /// Deletes up to `limit` dedupe keys whose TTL has passed; returns how many.
-    pub async fn sweep_dedupe(&self, limit: usize) -> Result<usize, StoreError> {
-        let now = self.now_ms();
-        self.write(move |txn| {
-            let mut exp = txn.open_table(DEDUPE_EXPIRY)?;
-            let mut dedupe = txn.open_table(DEDUPE)?;
-            let expired: Vec<(u64, String)> = exp
-                .range((0, "")..(now + 1, ""))?
-                .take(limit)
-                .map(|r| r.map(|(k, _)| {
-                    let (at, key) = k.value();
-                    (at, key.to_string())
-                }))
-                .collect::<Result<_, _>>()?;
-            for (at, key) in &expired {
-                exp.remove((*at, key.as_str()))?;
-                dedupe.remove(key.as_str())?;
-            }
-            Ok(expired.len())
-        })
-        .await
+    /// Nothing to sweep here: webhook dedupe keys live in the inbox log's runs, which expire
+    /// whole in the writer's housekeeping after each commit (`store/dedupe_runs.rs`), and the
+    /// old tables are emptied when the store opens. Kept for the `Store` trait (PostgreSQL
+    /// deletes its expired rows this way).
+    pub async fn sweep_dedupe(&self, _limit: usize) -> Result<usize, StoreError> {
+        Ok(0)
     }
 }
 
@@ -72,13 +56,14 @@ struct FirstRead {
 
 /// Whether a batch would open new sessions beyond the account's cap (`Some(open)` then),
 /// checked before anything is written; and what it read of a lone event on the way.
-fn check_sessions(t: &mut HotTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<(Option<usize>, FirstRead), StoreError> {
+fn check_sessions(shared: &mut SharedTables<'_>, req: &IngestRequest, h: &HistoryOptions, now: u64) -> Result<(Option<usize>, FirstRead), StoreError> {
+    let (inbox, t) = shared.inbox_and_tables()?;
     let single = req.events.len() == 1;
     let mut first = FirstRead::default();
     let mut opening = std::collections::BTreeSet::new();
     for e in req.events.iter().filter(|e| matches!(e.kind, EventKind::Message | EventKind::Reaction)) {
         let key = key2(&req.account, &e.provider_event_id);
-        let dedupe = t.dedupe.get(key.as_str())?.map(|exp| exp.value());
+        let dedupe = inbox.seen(&key)?;
         if single {
             first.dedupe = Some(dedupe);
         }
@@ -107,7 +92,7 @@ fn check_sessions(t: &mut HotTables<'_>, req: &IngestRequest, h: &HistoryOptions
 pub(super) fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts: IngestOptions, now: u64, ttl: u64) -> Result<Ingested, StoreError> {
     let mut first = FirstRead::default();
     if let Some(h) = &opts.history {
-        let (refused, read) = check_sessions(shared.tables()?, &req, h, now)?;
+        let (refused, read) = check_sessions(shared, &req, h, now)?;
         if let Some(open) = refused {
             return Ok(Ingested::SessionLimit { open });
         }
@@ -116,26 +101,18 @@ pub(super) fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts:
     let mut out = IngestOutcome::default();
     let mut effects = IngestEffects::default();
     for event in req.events {
-        let t = shared.tables()?;
         let key = key2(&req.account, &event.provider_event_id);
         let previous = match first.dedupe.take() {
             Some(read) => read,
-            None => t.dedupe.get(key.as_str())?.map(|e| e.value()),
+            None => shared.inbox().seen(&key)?,
         };
-        match previous {
-            Some(expires) if expires > now => {
-                out.duplicates += 1;
-                continue;
-            }
-            // Expired but not yet swept: drop its sweep entry so the sweeper cannot delete
-            // the fresh key written below.
-            Some(expires) => {
-                t.dedupe_expiry.remove((expires, key.as_str()))?;
-            }
-            None => {}
+        if previous.is_some_and(|expires| expires > now) {
+            out.duplicates += 1;
+            continue;
         }
-        t.dedupe.insert(key.as_str(), now + ttl)?;
-        t.dedupe_expiry.insert((now + ttl, key.as_str()), ())?;
+        // The key goes to the inbox log (and later its dedupe runs), not to a B-tree: see
+        // `store/dedupe_runs.rs`. It commits with the rest of this transaction.
+        shared.inbox().mark_seen(&key, now + ttl);
         if let Some(update) = &event.status {
             shared.close()?;
             if outbox::apply_status(shared.txn(), &req.account, update, now)? {

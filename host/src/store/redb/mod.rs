@@ -70,10 +70,14 @@ impl RedbStore {
         let db = Arc::new(open_database(path, opts.cache_bytes)?);
         tables::create_all(&db)?;
         let end = inbox::read_log_end(&db.begin_read()?)?;
-        let mut inbox = InboxLog::open(&InboxLog::dir_for(path), end, inbox_log::SEGMENT_BYTES)?;
+        let mut inbox = InboxLog::open_with_clock(&InboxLog::dir_for(path), end, inbox_log::SEGMENT_BYTES, clock.clone())?;
         let moved = inbox::migrate_tables(&db, &mut inbox)?;
         if moved > 0 {
             tracing::info!(events = moved, "moved the inbox's events from the database into its log");
+        }
+        let moved = inbox::migrate_dedupe(&db, &mut inbox)?;
+        if moved > 0 {
+            tracing::info!(keys = moved, "moved webhook dedupe keys from the database into the inbox log");
         }
         let inbox_len = inbox.len_handle();
         let db = Arc::new(ArcSwapOption::new(Some(db)));

@@ -135,8 +135,10 @@ impl RedbStore {
     }
 }
 
-/// Copies the files of `from` (the inbox log's segments) into a new directory `to`; nothing
-/// when `from` does not exist.
+/// Copies the files of `from` (the inbox log's segments and its dedupe runs) into a new
+/// directory `to`; nothing when `from` does not exist. A run being written meanwhile (off the
+/// writer's thread) may be missed or copied torn: its keys are still in the copied log, and
+/// opening the copy deletes a torn run's temporary file.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     if !from.exists() {
         return Ok(());
@@ -145,8 +147,16 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let dst = to.join(entry.file_name());
-        std::fs::copy(entry.path(), &dst)?;
-        std::fs::File::open(&dst)?.sync_all()?;
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dst)?;
+            continue;
+        }
+        match std::fs::copy(entry.path(), &dst) {
+            Ok(_) => std::fs::File::open(&dst)?.sync_all()?,
+            // Renamed or deleted by the dedupe runs' housekeeping since it was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -155,9 +165,11 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// into the copy's inbox tables and forgets the log.
 fn fold_inbox(db: &Database, log_dir: &Path) -> Result<(), StoreError> {
     let Some(end) = super::inbox::read_log_end(&db.begin_read()?)? else { return Ok(()) };
-    let rows = InboxLog::open(log_dir, Some(end), crate::store::inbox_log::SEGMENT_BYTES)?.rows()?;
+    let log = InboxLog::open(log_dir, Some(end), crate::store::inbox_log::SEGMENT_BYTES)?;
+    let (rows, keys) = (log.rows()?, log.seen_keys()?);
     let txn = db.begin_write()?;
     super::inbox::write_tables(&txn, &rows)?;
+    super::inbox::write_dedupe_tables(&txn, &keys)?;
     super::inbox::forget_log_end(&txn)?;
     txn.commit()?;
     Ok(())

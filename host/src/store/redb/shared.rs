@@ -9,7 +9,7 @@
 //! transaction), so a batch that mixes kinds is correct and only the runs of these share.
 
 use super::tables::{
-    CONV_QUEUE, CONVERSATIONS, DEDUPE, DEDUPE_EXPIRY, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, META, OUTBOX, OUTBOX_BY_PROVIDER,
+    CONV_QUEUE, CONVERSATIONS, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, META, OUTBOX, OUTBOX_BY_PROVIDER,
     OUTBOX_DUE, SESSION_ACTIVITY,
 };
 use crate::store::StoreError;
@@ -18,8 +18,6 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 /// The open tables of the webhook, enqueue and delivery-outcome paths.
 pub(super) struct HotTables<'t> {
-    pub dedupe: Table<'t, &'static str, u64>,
-    pub dedupe_expiry: Table<'t, (u64, &'static str), ()>,
     pub conversations: Table<'t, &'static str, &'static [u8]>,
     pub session_activity: Table<'t, (&'static str, u64, &'static str), ()>,
     pub history: Table<'t, (&'static str, u64), &'static [u8]>,
@@ -108,8 +106,6 @@ impl<'t> SharedTables<'t> {
         if self.open.is_none() {
             let txn = self.txn;
             self.open = Some(HotTables {
-                dedupe: txn.open_table(DEDUPE)?,
-                dedupe_expiry: txn.open_table(DEDUPE_EXPIRY)?,
                 conversations: txn.open_table(CONVERSATIONS)?,
                 session_activity: txn.open_table(SESSION_ACTIVITY)?,
                 history: txn.open_table(HISTORY)?,
