@@ -85,16 +85,26 @@ enum Body {
 }
 
 /// What the index keeps of an event: enough to pick and fence it; the rest is in its frame.
+/// Names are shared ([`InboxLog::intern`]): a backlog of events is mostly a few accounts and
+/// conversations, and a `String` each cost ~60 bytes an event of the ~400 the index took.
 #[derive(Debug, Clone)]
 struct Entry {
-    account: String,
-    conversation: String,
+    account: Arc<str>,
+    conversation: Arc<str>,
     visible_at_ms: u64,
     deliveries: u32,
-    lease: Option<InboxLease>,
-    body: Body,
     /// Length of the `put` frame.
-    len: u64,
+    len: u32,
+    lease: Option<Lease>,
+    body: Body,
+}
+
+/// An event's lease as the index keeps it.
+#[derive(Debug, Clone)]
+struct Lease {
+    token: u64,
+    consumer: Arc<str>,
+    expires_at_ms: u64,
 }
 
 /// The live events whose `put` is in one segment.
@@ -113,7 +123,11 @@ pub struct InboxLog {
     /// lease's expiry, so an expired lease makes it claimable again without a sweeper.
     ready: BTreeSet<(u64, u64)>,
     /// consumer → id → lease expiry.
-    held: HashMap<String, HashMap<u64, u64>>,
+    held: HashMap<Arc<str>, HashMap<u64, u64>>,
+    /// The account, conversation and consumer names entries share; pruned of unused ones
+    /// when it has doubled since the last prune.
+    names: HashSet<Arc<str>>,
+    names_pruned_at: usize,
     /// segment → its live events (logged ones only).
     live: BTreeMap<u64, SegmentLive>,
     /// This batch's frames, and the new events among them.
@@ -203,6 +217,8 @@ impl InboxLog {
             entries: HashMap::new(),
             ready: BTreeSet::new(),
             held: HashMap::new(),
+            names: HashSet::new(),
+            names_pruned_at: 0,
             live: BTreeMap::new(),
             pending: Vec::new(),
             pending_puts: Vec::new(),
@@ -286,7 +302,7 @@ impl InboxLog {
         if let Body::Logged(pos) = e.body {
             let s = self.live.entry(pos.segment).or_default();
             s.ids.insert(id);
-            s.bytes += e.len;
+            s.bytes += u64::from(e.len);
         }
     }
 
@@ -304,7 +320,7 @@ impl InboxLog {
             && let Some(s) = self.live.get_mut(&pos.segment)
         {
             s.ids.remove(&id);
-            s.bytes -= e.len;
+            s.bytes -= u64::from(e.len);
             if s.ids.is_empty() {
                 self.live.remove(&pos.segment);
             }
@@ -324,6 +340,23 @@ impl InboxLog {
     /// Applies one frame to the state: the one function both replay and the live paths use.
     /// Ids that are not stored are skipped (their `put` was in a dropped segment: they were
     /// removed, and this frame is older than that).
+    /// The shared copy of `name`.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(name) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(name);
+        self.names.insert(a.clone());
+        a
+    }
+
+    fn prune_names(&mut self) {
+        if self.names.len() >= (2 * self.names_pruned_at).max(1024) {
+            self.names.retain(|a| Arc::strong_count(a) > 1);
+            self.names_pruned_at = self.names.len();
+        }
+    }
+
     fn apply(&mut self, frame: &Frame, body: Body, len: u64) {
         match frame {
             Frame::Put { row } => {
@@ -331,23 +364,24 @@ impl InboxLog {
                     self.unindex(row.id, &old);
                 }
                 let e = Entry {
-                    account: row.account.clone(),
-                    conversation: row.event.conversation.clone(),
+                    account: self.intern(&row.account),
+                    conversation: self.intern(&row.event.conversation),
                     visible_at_ms: row.visible_at_ms,
                     deliveries: row.deliveries,
-                    lease: row.lease.clone(),
+                    lease: row.lease.as_ref().map(|l| Lease { token: l.token, consumer: self.intern(&l.consumer), expires_at_ms: l.expires_at_ms }),
                     body,
-                    len,
+                    len: len as u32,
                 };
                 self.index(row.id, &e);
                 self.entries.insert(row.id, e);
             }
             Frame::Claim { ids, token, consumer, expires_at_ms } => {
+                let consumer = self.intern(consumer);
                 for &id in ids {
                     self.update(id, |e| {
                         e.deliveries += 1;
                         e.visible_at_ms = *expires_at_ms;
-                        e.lease = Some(InboxLease { token: *token, consumer: consumer.clone(), expires_at_ms: *expires_at_ms });
+                        e.lease = Some(Lease { token: *token, consumer: consumer.clone(), expires_at_ms: *expires_at_ms });
                     });
                 }
             }
@@ -398,7 +432,7 @@ impl InboxLog {
         };
         row.visible_at_ms = e.visible_at_ms;
         row.deliveries = e.deliveries;
-        row.lease = e.lease.clone();
+        row.lease = e.lease.as_ref().map(|l| InboxLease { token: l.token, consumer: l.consumer.to_string(), expires_at_ms: l.expires_at_ms });
         Ok(Some(row))
     }
 
@@ -440,7 +474,7 @@ impl InboxLog {
                 break;
             }
             let e = &self.entries[&id];
-            if req.account.as_ref().is_some_and(|a| *a != e.account) || req.conversation.as_ref().is_some_and(|c| *c != e.conversation) {
+            if req.account.as_ref().is_some_and(|a| **a != *e.account) || req.conversation.as_ref().is_some_and(|c| **c != *e.conversation) {
                 continue;
             }
             if e.deliveries >= req.max_deliveries {
@@ -560,6 +594,7 @@ impl InboxLog {
             self.committed = end;
         }
         self.publish();
+        self.prune_names();
         let segment = self.log.current_segment();
         if let Err(e) = self.dedupe.maintain(self.clock.now_ms(), self.committed, segment, false) {
             // The keys stay in the memtable and the log; retried at the next commit.

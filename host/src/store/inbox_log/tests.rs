@@ -236,3 +236,10 @@ fn claims_fence_and_dead_letter_as_the_btree_inbox_did() {
     assert!(fourth.events.is_empty());
     assert_eq!((dead.len(), dead[0].deliveries, log.len()), (1, 3, 0));
 }
+
+/// What the index holds per event stays small (names shared, see `Entry`): a backlog of
+/// unclaimed events is kept in memory, so its RSS follows this.
+#[test]
+fn an_index_entry_stays_small() {
+    assert!(std::mem::size_of::<Entry>() <= 104, "{} bytes", std::mem::size_of::<Entry>());
+}
