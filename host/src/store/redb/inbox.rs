@@ -72,13 +72,21 @@ pub(super) fn migrate_tables(db: &redb::Database, inbox: &mut InboxLog) -> Resul
     txn.open_table(INBOX)?.retain(|_, _| false)?;
     txn.open_table(INBOX_READY)?.retain(|_, _| false)?;
     txn.open_table(INBOX_HELD)?.retain(|_, _| false)?;
+    commit_with_log(txn, inbox)?;
+    Ok(n)
+}
+
+/// Commits `txn` with the inbox log: the log's frames are appended and synced first, the
+/// transaction records where they end, and the log learns it was committed. The one way
+/// anything that wrote to the log commits (the writer's batches, the migrations here).
+pub(super) fn commit_with_log(txn: WriteTransaction, inbox: &mut InboxLog) -> Result<(), StoreError> {
     let end = inbox.flush()?;
     if let Some(end) = end {
         record_log_end(&txn, end)?;
     }
     txn.commit()?;
     inbox.committed_at(end);
-    Ok(n)
+    Ok(())
 }
 
 /// Moves webhook dedupe keys from the tables stores kept them in before they moved to the
@@ -104,12 +112,7 @@ pub(super) fn migrate_dedupe(db: &redb::Database, inbox: &mut InboxLog) -> Resul
     }
     txn.open_table(DEDUPE)?.retain(|_, _| false)?;
     txn.open_table(DEDUPE_EXPIRY)?.retain(|_, _| false)?;
-    let end = inbox.flush()?;
-    if let Some(end) = end {
-        record_log_end(&txn, end)?;
-    }
-    txn.commit()?;
-    inbox.committed_at(end);
+    commit_with_log(txn, inbox)?;
     Ok(n)
 }
 
@@ -258,20 +261,25 @@ mod tests {
         assert_eq!(open(&path).inbox_len().unwrap(), 2);
     }
 
+    /// A store as an older daemon left it: `fill` writes the tables it kept things in.
+    fn old_store(path: &Path, fill: impl FnOnce(&WriteTransaction)) {
+        let db = redb::Database::create(path).unwrap();
+        tables::create_all(&db).unwrap();
+        let txn = db.begin_write().unwrap();
+        fill(&txn);
+        txn.commit().unwrap();
+    }
+
     /// A store written before the inbox moved to its log: the events in its tables move into
     /// the log when it opens, once.
     #[tokio::test]
     async fn events_in_the_old_inbox_tables_move_into_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");
-        {
-            let db = redb::Database::create(&path).unwrap();
-            tables::create_all(&db).unwrap();
-            let txn = db.begin_write().unwrap();
+        old_store(&path, |txn| {
             let rows: Vec<InboxRow> = (1..=3).map(|n| InboxRow::received(n, "a", "c", webhook(n as u32).events.remove(0), 500)).collect();
-            write_tables(&txn, &rows).unwrap();
-            txn.commit().unwrap();
-        }
+            write_tables(txn, &rows).unwrap();
+        });
         let store = open(&path);
         assert_eq!(store.inbox_len().unwrap(), 3);
         assert_eq!(ids(&store, 10).await.1, vec!["1", "2", "3"]);
@@ -297,14 +305,10 @@ mod tests {
     async fn dedupe_keys_survive_restarts_and_backups_and_move_out_of_the_old_tables() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");
-        {
-            let db = redb::Database::create(&path).unwrap();
-            tables::create_all(&db).unwrap();
-            let txn = db.begin_write().unwrap();
+        old_store(&path, |txn| {
             let keys = std::collections::HashMap::from([("a\0wamid.1000".to_string(), u64::MAX)]);
-            write_dedupe_tables(&txn, &keys).unwrap();
-            txn.commit().unwrap();
-        }
+            write_dedupe_tables(txn, &keys).unwrap();
+        });
         let store = open(&path);
         assert_eq!(duplicates(&store, 1000..1001).await, 1, "a key from the old table");
         assert_eq!(duplicates(&store, 0..50).await, 0);

@@ -269,11 +269,5 @@ fn commit_batch(db: &Database, inbox: &mut InboxLog, batch: &mut [Box<dyn Pendin
         shared.close()?;
     }
     // The inbox's frames are durable before the commit that says where they end.
-    let end = inbox.flush()?;
-    if let Some(end) = end {
-        super::inbox::record_log_end(&txn, end)?;
-    }
-    txn.commit()?;
-    inbox.committed_at(end);
-    Ok(())
+    super::inbox::commit_with_log(txn, inbox)
 }
