@@ -157,5 +157,46 @@ fn log(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, log);
+/// The webhook dedupe keys (`store::dedupe_runs`) as a store holds them after ~500k webhooks:
+/// two runs of 256k keys (each merged from four flushed memtables) and a memtable. A lookup
+/// of a new key (the common case: memtable miss, one Bloom filter probe per run), of a key in
+/// a run (filter, then one block read), and opening the runs (the filters are rebuilt by
+/// reading every run: the start-up cost).
+fn dedupe(c: &mut Criterion) {
+    use switchboard::store::dedupe_runs::Dedupe;
+    use switchboard::store::log::Position;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Dedupe::open(dir.path()).unwrap();
+    let key = |i: u64| format!("wa-main\0wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTdGNj{i:012}");
+    let per = switchboard::store::dedupe_runs::MEMTABLE_KEYS as u64;
+    for r in 0..8u64 {
+        for i in r * per..(r + 1) * per {
+            d.insert(&key(i), u64::MAX);
+        }
+        d.maintain(0, Position { segment: r + 1, offset: 8 }, r + 1, true).unwrap();
+    }
+    for i in 8 * per..8 * per + 1000 {
+        d.insert(&key(i), u64::MAX);
+    }
+    let mut g = c.benchmark_group("store/dedupe");
+    let mut n = 1u64 << 40;
+    g.bench_function("lookup-new-key", |b| {
+        b.iter(|| {
+            n += 1;
+            assert!(d.get(&key(n)).unwrap().is_none());
+        })
+    });
+    let mut i = 0u64;
+    g.bench_function("lookup-key-in-a-run", |b| {
+        b.iter(|| {
+            i = (i + 7919) % (8 * per);
+            assert!(d.get(&key(i)).unwrap().is_some());
+        })
+    });
+    g.sample_size(10);
+    g.bench_function("open-512k-keys", |b| b.iter(|| Dedupe::open(dir.path()).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, bench, log, dedupe);
 criterion_main!(benches);

@@ -14,7 +14,7 @@ mod history;
 mod inbox;
 mod ingest;
 mod leases;
-mod dedupe_runs;
+pub mod dedupe_runs;
 mod inbox_log;
 /// The frame log of the log-structured webhook path (`docs/log-store.md`); the redb store
 /// keeps its pull inbox in one ([`inbox_log`]).
