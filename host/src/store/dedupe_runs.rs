@@ -380,7 +380,13 @@ pub struct Dedupe {
     job: Option<Job>,
     /// Every key logged before this is in a run.
     floor: Option<Position>,
+    /// After a failed flush or merge (a full disk), no new one starts before this time: the
+    /// keys are safe in the log meanwhile, and a retry per commit would flood the log.
+    retry_at_ms: u64,
 }
+
+/// How long after a failed flush or merge the next one may start.
+const RETRY_MS: u64 = 5_000;
 
 impl Dedupe {
     /// Opens the runs in `dir` (created when missing), deleting leftovers of interrupted
@@ -409,12 +415,12 @@ impl Dedupe {
         runs.retain(|r| !replaced.contains(&r.seq));
         let floor = runs.iter().map(|r| r.header.covers).max();
         let next_seq = found.last().map_or(1, |s| s + 1);
-        Ok(Self { dir: dir.to_path_buf(), memtable: HashMap::new(), frozen: None, runs, next_seq, job: None, floor })
+        Ok(Self { dir: dir.to_path_buf(), memtable: HashMap::new(), frozen: None, runs, next_seq, job: None, floor, retry_at_ms: 0 })
     }
 
     /// A stand-in holding nothing, touching no files (while the real one is moved out).
     pub fn detached() -> Self {
-        Self { dir: PathBuf::new(), memtable: HashMap::new(), frozen: None, runs: Vec::new(), next_seq: 1, job: None, floor: None }
+        Self { dir: PathBuf::new(), memtable: HashMap::new(), frozen: None, runs: Vec::new(), next_seq: 1, job: None, floor: None, retry_at_ms: 0 }
     }
 
     /// Keys logged from this position on are not in a run: replay them into the memtable.
@@ -519,12 +525,17 @@ impl Dedupe {
                 self.job = Some(job);
                 return Ok(());
             }
-            self.install(job)?;
+            if !self.install(job)? {
+                self.retry_at_ms = now + RETRY_MS;
+            }
         }
         let now_expired: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].header.max_expiry <= now).collect();
         for &i in now_expired.iter().rev() {
             let r = self.runs.remove(i);
             std::fs::remove_file(&r.path).map_err(|e| io_at(&r.path, e))?;
+        }
+        if now < self.retry_at_ms && !wait {
+            return Ok(());
         }
         let stale = self.floor.is_none_or(|f| f.segment < segment);
         if self.frozen.is_none() && (self.memtable.len() >= MEMTABLE_KEYS || (!self.memtable.is_empty() && stale)) {
@@ -551,7 +562,8 @@ impl Dedupe {
         Ok(())
     }
 
-    fn install(&mut self, job: Job) -> io::Result<()> {
+    /// Takes in a finished job's run; `false` when the job failed (logged).
+    fn install(&mut self, job: Job) -> io::Result<bool> {
         match job {
             Job::Flush(h) => match h.join().expect("dedupe flush panicked") {
                 Ok(run) => {
@@ -559,8 +571,11 @@ impl Dedupe {
                     self.frozen = None;
                     self.runs.push(Arc::new(run));
                 }
-                // The frozen keys stay (looked up, and retried at the next commit).
-                Err(e) => tracing::warn!(error = %e, "could not write a dedupe run; will retry"),
+                // The frozen keys stay (looked up, and retried after `RETRY_MS`).
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not write a dedupe run; will retry");
+                    return Ok(false);
+                }
             },
             Job::Merge(h, inputs) => match h.join().expect("dedupe merge panicked") {
                 Ok(run) => {
@@ -572,10 +587,13 @@ impl Dedupe {
                     self.runs.push(Arc::new(run));
                     self.runs.sort_by_key(|r| r.seq);
                 }
-                Err(e) => tracing::warn!(error = %e, "could not merge dedupe runs; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not merge dedupe runs; will retry");
+                    return Ok(false);
+                }
             },
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The [`FANOUT`] oldest runs of the smallest tier that has that many.

@@ -135,3 +135,26 @@ fn lookups_across_many_blocks_find_every_key_and_no_other() {
         assert_eq!(d.get(&format!("acct\0id-{i}")).unwrap(), None);
     }
 }
+
+#[test]
+fn a_failed_flush_keeps_its_keys_and_is_retried_later_not_at_every_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let mut d = Dedupe::open(&runs).unwrap();
+    d.insert("k1", DAY);
+    // The directory vanishes (as good as a full disk for the run writer).
+    std::fs::remove_dir_all(&runs).unwrap();
+    d.maintain(0, at(0, 100), 0, false).unwrap();
+    while d.job.as_ref().is_some_and(|j| !matches!(j, Job::Flush(h) if h.is_finished())) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    d.maintain(10, at(0, 100), 0, false).unwrap();
+    assert!(d.job.is_none(), "no retry right after a failure");
+    assert_eq!(d.get("k1").unwrap(), Some(DAY), "the frozen keys are still looked up");
+    assert_eq!(d.keep_segment(), Some(0), "and still pin the log");
+    std::fs::create_dir_all(&runs).unwrap();
+    d.maintain(10 + RETRY_MS, at(0, 100), 0, true).unwrap();
+    assert_eq!(d.run_count(), 1);
+    assert_eq!(d.keep_segment(), None);
+    assert_eq!(Dedupe::open(&runs).unwrap().get("k1").unwrap(), Some(DAY));
+}
