@@ -460,22 +460,35 @@ impl Dedupe {
         Ok(best)
     }
 
-    /// Every recorded key with its latest expiry (for exports and backups).
-    pub fn all(&self) -> io::Result<HashMap<String, u64>> {
-        let mut out: HashMap<String, u64> = HashMap::new();
-        let mut add = |k: &str, e: u64| {
-            let v = out.entry(k.to_string()).or_default();
-            *v = (*v).max(e);
-        };
+    /// Calls `f` with every recorded key and its latest expiry, streaming (for exports and
+    /// backups, off the writer's thread: memory stays flat however many keys there are; each
+    /// run entry is checked against [`Self::get`], so a key comes once, from the source holding
+    /// its latest expiry).
+    pub fn for_each_latest<E: From<io::Error>>(&self, mut f: impl FnMut(&str, u64) -> Result<(), E>) -> Result<(), E> {
         for r in &self.runs {
             let mut rd = RunReader::open(&r.path)?;
             while let Some((e, _)) = rd.next_entry()? {
-                add(&e.key, e.expires_at_ms);
+                if self.get(&e.key)? == Some(e.expires_at_ms) {
+                    f(&e.key, e.expires_at_ms)?;
+                }
             }
         }
-        for (k, e) in self.frozen.iter().flat_map(|(m, _)| m.iter()).chain(self.memtable.iter()) {
-            add(k, *e);
+        for (k, &e) in self.frozen.iter().flat_map(|(m, _)| m.iter()).chain(self.memtable.iter()) {
+            if self.get(k)? == Some(e) {
+                f(k, e)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Every recorded key with its latest expiry.
+    #[cfg(test)]
+    pub fn all(&self) -> io::Result<HashMap<String, u64>> {
+        let mut out = HashMap::new();
+        self.for_each_latest(|k, e| -> io::Result<()> {
+            assert!(out.insert(k.to_string(), e).is_none(), "{k} came twice");
+            Ok(())
+        })?;
         Ok(out)
     }
 

@@ -50,6 +50,18 @@ impl From<LogError> for StoreError {
     }
 }
 
+/// An error while visiting the dedupe keys: the visitor's own, or reading a run.
+enum DedupeVisit {
+    Store(Box<StoreError>),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for DedupeVisit {
+    fn from(e: std::io::Error) -> Self {
+        DedupeVisit::Io(e)
+    }
+}
+
 /// One inbox operation, as logged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -262,9 +274,12 @@ impl InboxLog {
         self.record(Frame::Seen { key: key.to_string(), expires_at_ms });
     }
 
-    /// Every dedupe key with its latest expiry (exports and backups).
-    pub fn seen_keys(&self) -> Result<HashMap<String, u64>, StoreError> {
-        self.dedupe.all().map_err(|e| StoreError::Io(format!("dedupe runs: {e}")))
+    /// Calls `f` with every dedupe key and its latest expiry, streaming (exports and backups).
+    pub fn for_each_seen(&self, mut f: impl FnMut(&str, u64) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.dedupe.for_each_latest(|k, e| f(k, e).map_err(|e| DedupeVisit::Store(Box::new(e)))).map_err(|e| match e {
+            DedupeVisit::Store(e) => *e,
+            DedupeVisit::Io(e) => StoreError::Io(format!("dedupe runs: {e}")),
+        })
     }
 
     /// Finishes the dedupe runs' background work now (tests).

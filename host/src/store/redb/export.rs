@@ -40,12 +40,10 @@ pub fn export(path: &Path, mut emit: impl FnMut(ExportRecord) -> std::io::Result
         for row in log.rows()? {
             out(ExportRecord::Inbox { row })?;
         }
-        let mut keys: Vec<(String, u64)> = log.seen_keys()?.into_iter().collect();
-        keys.sort_unstable();
-        for (k, expires_at_ms) in keys {
-            let (account, event_id) = split(&k);
-            out(ExportRecord::Dedupe { account, event_id, expires_at_ms })?;
-        }
+        log.for_each_seen(|k, expires_at_ms| {
+            let (account, event_id) = split(k);
+            out(ExportRecord::Dedupe { account, event_id, expires_at_ms })
+        })?;
     }
     let expiry: HashMap<String, u64> = txn.open_table(DEDUPE_EXPIRY)?.iter()?.map(|r| r.map(|(k, _)| (k.value().1.to_string(), k.value().0))).collect::<Result<_, _>>()?;
     for r in txn.open_table(DEDUPE)?.iter()? {

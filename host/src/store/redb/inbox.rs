@@ -117,10 +117,10 @@ pub(super) fn migrate_dedupe(db: &redb::Database, inbox: &mut InboxLog) -> Resul
 }
 
 /// Writes dedupe keys into the tables [`migrate_dedupe`] reads (a backup's copy).
-pub(super) fn write_dedupe_tables(txn: &WriteTransaction, keys: &std::collections::HashMap<String, u64>) -> Result<(), StoreError> {
+pub(super) fn write_dedupe_tables(txn: &WriteTransaction, keys: impl IntoIterator<Item = (String, u64)>) -> Result<(), StoreError> {
     let mut dedupe = txn.open_table(DEDUPE)?;
     let mut expiry = txn.open_table(DEDUPE_EXPIRY)?;
-    for (k, &exp) in keys {
+    for (k, exp) in keys {
         dedupe.insert(k.as_str(), exp)?;
         expiry.insert((exp, k.as_str()), ())?;
     }
@@ -306,8 +306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");
         old_store(&path, |txn| {
-            let keys = std::collections::HashMap::from([("a\0wamid.1000".to_string(), u64::MAX)]);
-            write_dedupe_tables(txn, &keys).unwrap();
+            write_dedupe_tables(txn, [("a\0wamid.1000".to_string(), u64::MAX)]).unwrap();
         });
         let store = open(&path);
         assert_eq!(duplicates(&store, 1000..1001).await, 1, "a key from the old table");

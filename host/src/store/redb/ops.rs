@@ -166,10 +166,26 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 fn fold_inbox(db: &Database, log_dir: &Path) -> Result<(), StoreError> {
     let Some(end) = super::inbox::read_log_end(&db.begin_read()?)? else { return Ok(()) };
     let log = InboxLog::open(log_dir, Some(end), crate::store::inbox_log::SEGMENT_BYTES)?;
-    let (rows, keys) = (log.rows()?, log.seen_keys()?);
+    // The dedupe keys in transactions of their own, a chunk at a time: a week of keys can be
+    // millions, and the copy is not the store until it is renamed into place.
+    let mut chunk = Vec::new();
+    let write_chunk = |chunk: &mut Vec<(String, u64)>| -> Result<(), StoreError> {
+        let txn = db.begin_write()?;
+        super::inbox::write_dedupe_tables(&txn, chunk.drain(..))?;
+        txn.commit()?;
+        Ok(())
+    };
+    log.for_each_seen(|k, e| {
+        chunk.push((k.to_string(), e));
+        if chunk.len() >= 100_000 {
+            write_chunk(&mut chunk)?;
+        }
+        Ok(())
+    })?;
+    write_chunk(&mut chunk)?;
+    let rows = log.rows()?;
     let txn = db.begin_write()?;
     super::inbox::write_tables(&txn, &rows)?;
-    super::inbox::write_dedupe_tables(&txn, &keys)?;
     super::inbox::forget_log_end(&txn)?;
     txn.commit()?;
     Ok(())
