@@ -97,18 +97,29 @@ enum Body {
 }
 
 /// What the index keeps of an event: enough to pick and fence it; the rest is in its frame.
-/// Names are shared ([`InboxLog::intern`]): a backlog of events is mostly a few accounts and
-/// conversations, and a `String` each cost ~60 bytes an event of the ~400 the index took.
+/// Kept small, since a backlog of unclaimed events is held here (64 bytes): the account and
+/// conversation are one shared string ([`InboxLog::intern`]; a backlog is mostly a few
+/// conversations), and the lease, which few events of a backlog have, is boxed.
 #[derive(Debug, Clone)]
 struct Entry {
-    account: Arc<str>,
-    conversation: Arc<str>,
+    /// `account\0conversation`.
+    names: Arc<str>,
     visible_at_ms: u64,
     deliveries: u32,
     /// Length of the `put` frame.
     len: u32,
-    lease: Option<Lease>,
+    lease: Option<Box<Lease>>,
     body: Body,
+}
+
+impl Entry {
+    fn account(&self) -> &str {
+        self.names.split_once('\0').map_or(&*self.names, |(a, _)| a)
+    }
+
+    fn conversation(&self) -> &str {
+        self.names.split_once('\0').map_or("", |(_, c)| c)
+    }
 }
 
 /// An event's lease as the index keeps it.
@@ -355,6 +366,15 @@ impl InboxLog {
     /// Applies one frame to the state: the one function both replay and the live paths use.
     /// Ids that are not stored are skipped (their `put` was in a dropped segment: they were
     /// removed, and this frame is older than that).
+    /// The shared `account\0conversation` of an event.
+    fn intern_names(&mut self, account: &str, conversation: &str) -> Arc<str> {
+        let mut key = String::with_capacity(account.len() + 1 + conversation.len());
+        key.push_str(account);
+        key.push('\0');
+        key.push_str(conversation);
+        self.intern(&key)
+    }
+
     /// The shared copy of `name`.
     fn intern(&mut self, name: &str) -> Arc<str> {
         if let Some(a) = self.names.get(name) {
@@ -379,11 +399,10 @@ impl InboxLog {
                     self.unindex(row.id, &old);
                 }
                 let e = Entry {
-                    account: self.intern(&row.account),
-                    conversation: self.intern(&row.event.conversation),
+                    names: self.intern_names(&row.account, &row.event.conversation),
                     visible_at_ms: row.visible_at_ms,
                     deliveries: row.deliveries,
-                    lease: row.lease.as_ref().map(|l| Lease { token: l.token, consumer: self.intern(&l.consumer), expires_at_ms: l.expires_at_ms }),
+                    lease: row.lease.as_ref().map(|l| Box::new(Lease { token: l.token, consumer: self.intern(&l.consumer), expires_at_ms: l.expires_at_ms })),
                     body,
                     len: len as u32,
                 };
@@ -396,7 +415,7 @@ impl InboxLog {
                     self.update(id, |e| {
                         e.deliveries += 1;
                         e.visible_at_ms = *expires_at_ms;
-                        e.lease = Some(Lease { token: *token, consumer: consumer.clone(), expires_at_ms: *expires_at_ms });
+                        e.lease = Some(Box::new(Lease { token: *token, consumer: consumer.clone(), expires_at_ms: *expires_at_ms }));
                     });
                 }
             }
@@ -489,7 +508,7 @@ impl InboxLog {
                 break;
             }
             let e = &self.entries[&id];
-            if req.account.as_ref().is_some_and(|a| **a != *e.account) || req.conversation.as_ref().is_some_and(|c| **c != *e.conversation) {
+            if req.account.as_ref().is_some_and(|a| a != e.account()) || req.conversation.as_ref().is_some_and(|c| c != e.conversation()) {
                 continue;
             }
             if e.deliveries >= req.max_deliveries {

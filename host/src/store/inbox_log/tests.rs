@@ -241,5 +241,5 @@ fn claims_fence_and_dead_letter_as_the_btree_inbox_did() {
 /// unclaimed events is kept in memory, so its RSS follows this.
 #[test]
 fn an_index_entry_stays_small() {
-    assert!(std::mem::size_of::<Entry>() <= 104, "{} bytes", std::mem::size_of::<Entry>());
+    assert!(std::mem::size_of::<Entry>() <= 64, "{} bytes", std::mem::size_of::<Entry>());
 }
