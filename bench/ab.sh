@@ -7,7 +7,9 @@
 #
 #   bench/ab.sh [-r ROUNDS] [-s SECONDS] SCENARIO DIR_A DIR_B
 #
-# SCENARIO is ingest | new-senders | scattered | dispatch (the rows of bench/run.sh).
+# SCENARIO is ingest | new-senders | scattered | dispatch | drain (the rows of bench/run.sh;
+# `drain` first leaves a backlog with PREFILL seconds of ingest (default 6), not measured, then
+# measures 8 consumers claiming and acking it).
 # DIR_A and DIR_B each hold a release `switchboard` and `switchboard-bench`, e.g. copies of
 # target/release built from two commits (`cp -r target/release /tmp/a`). ENV_A / ENV_B add
 # environment variables to one side's daemon ("NAME=value ..."), to compare one binary
@@ -32,7 +34,8 @@ case $SCENARIO in
   new-senders) args=(ingest --app-secret bench-secret --senders 0) ;;
   scattered) args=(ingest --app-secret bench-secret --scattered-ids) ;;
   dispatch) args=(dispatch --api-token bench-token --mock 127.0.0.1:18999) ;;
-  *) echo "unknown scenario $SCENARIO (ingest | new-senders | scattered | dispatch)" >&2; exit 2 ;;
+  drain) args=(drain --api-token bench-token) ;;
+  *) echo "unknown scenario $SCENARIO (ingest | new-senders | scattered | dispatch | drain)" >&2; exit 2 ;;
 esac
 for d in "$A" "$B"; do
   [ -x "$d/switchboard" ] && [ -x "$d/switchboard-bench" ] || { echo "$d lacks switchboard or switchboard-bench" >&2; exit 2; }
@@ -51,9 +54,13 @@ run() {
   env SWITCHBOARD_LOG=warn $3 "$2/switchboard" run --config "$tmp/switchboard.toml" >>"$tmp/daemon.log" 2>&1 &
   pid=$!
   wait_ready http://127.0.0.1:18787 || { tail -n 20 "$tmp/daemon.log" >&2; exit 1; }
-  local io0 out io1
+  local io0 out io1 conns=64
+  if [ "$SCENARIO" = drain ]; then
+    "$2/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "${PREFILL:-6}" ingest --app-secret bench-secret >/dev/null
+    conns=8
+  fi
   io0=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
-  out=$("$2/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" --daemon-pid "$pid" "${args[@]}" | tail -n 1)
+  out=$("$2/switchboard-bench" --url http://127.0.0.1:18787 --connections "$conns" --duration "$SECS" --daemon-pid "$pid" "${args[@]}" | tail -n 1)
   io1=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
   kill "$pid"; wait "$pid" || true
   python3 "$tmp/report.py" add "$tmp/runs" "$1" "$((io1 - io0))" "$out"

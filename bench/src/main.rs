@@ -10,6 +10,10 @@
 //!   throttles every send for an hour (429, Retry-After: 3600: each conversation's head is
 //!   attempted once and waits, the rest wait behind it in order), then reports the daemon's RSS
 //!   and its CPU use while it sits idle with that backlog (`--pid`, from /proc).
+//! - `drain`: pull consumers emptying the inbox, one per connection: `POST /v1/inbox/claim`
+//!   (`--max` events under a lease) then `POST /v1/inbox/ack` of what came, until the run ends
+//!   or a claim finds nothing. Reports events acked per second and the claim + ack round trip.
+//!   Run it after `ingest` has left a backlog (`bench/run.sh` does).
 //! - `floor`: serves `200 OK` to every request on `--url` until killed, reading each body and
 //!   doing nothing else. Running `ingest` against it measures what HTTP over loopback alone
 //!   costs on the machine (load generator included): the ceiling no daemon can pass there.
@@ -92,6 +96,13 @@ enum Scenario {
         /// How long to watch the idle daemon's CPU time.
         #[arg(long, default_value_t = 10)]
         idle_seconds: u64,
+    },
+    Drain {
+        #[arg(long)]
+        api_token: String,
+        /// Events per claim (the daemon's `inbox.max_claim` caps it).
+        #[arg(long, default_value_t = 32)]
+        max: usize,
     },
     /// Serve an empty `200 OK` on `--url` (loopback only) until killed.
     Floor,
@@ -335,6 +346,76 @@ fn stop_after(run: Arc<Run>, d: Duration) {
     });
 }
 
+/// Sends a JSON `POST` and returns its status and body; `None` on a broken connection
+/// (reconnected).
+async fn post_json(sender: &mut Sender, addr: SocketAddr, host: &str, auth: &str, path: &str, body: String) -> Result<Option<(u16, Bytes)>> {
+    let req = Request::post(path)
+        .header("host", host)
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    match sender.send_request(req).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            Ok(Some((status, resp.into_body().collect().await?.to_bytes())))
+        }
+        Err(_) => {
+            *sender = connect(addr).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Consumers claiming and acking until the run ends or the inbox is empty (see the module
+/// docs). `ok` counts events acked, `errors` failed requests; latency is per claim + ack.
+async fn drain_inbox(cli: &Cli, addr: SocketAddr, token: &str, max: usize) -> Result<()> {
+    let run = Run::new();
+    let cpu = CpuProbe::start(cli.daemon_pid)?;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..cli.connections {
+        let (run, host, auth, limit) = (run.clone(), addr.to_string(), format!("Bearer {token}"), cli.requests);
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await?;
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let claim = format!(r#"{{"max":{max},"consumer":"bench-{i}","lease_ms":60000}}"#);
+            while run.take(limit).is_some() {
+                let t = Instant::now();
+                let Some((200, body)) = post_json(&mut sender, addr, &host, &auth, "/v1/inbox/claim", claim.clone()).await? else {
+                    run.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let v: serde_json::Value = serde_json::from_slice(&body)?;
+                let ids: Vec<&str> = v["events"].as_array().map(|a| a.iter().filter_map(|e| e["id"].as_str()).collect()).unwrap_or_default();
+                if ids.is_empty() {
+                    break;
+                }
+                let ack = serde_json::json!({ "ids": ids, "lease": v["lease"] }).to_string();
+                match post_json(&mut sender, addr, &host, &auth, "/v1/inbox/ack", ack).await? {
+                    Some((200, _)) => {
+                        local.record(t.elapsed().as_micros() as u64)?;
+                        run.ok.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                    }
+                    _ => {
+                        run.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            run.hist.lock().await.add(&local)?;
+            anyhow::Ok(())
+        }));
+    }
+    stop_after(run.clone(), Duration::from_secs(cli.duration));
+    for t in tasks {
+        t.await??;
+    }
+    let hist = run.hist.lock().await;
+    let elapsed = start.elapsed();
+    let cpu = cpu.map(|c| c.per_request(run.ok.load(Ordering::Relaxed))).transpose()?;
+    report("drain", &run, elapsed, &hist, cpu);
+    Ok(())
+}
+
 /// Plays the Graph API: records when each message (its text carries the send time) arrives.
 /// With `throttle`, every send is refused with 429 and Retry-After: 3600 (Graph error 130429).
 async fn mock_graph(addr: SocketAddr, epoch: Instant, lag: Arc<Mutex<Histogram<u64>>>, received: Arc<AtomicU64>, throttle: bool) -> Result<()> {
@@ -563,6 +644,7 @@ async fn main() -> Result<()> {
         Scenario::Footprint { account, api_token, mock, pid, queue, idle_seconds } => {
             footprint(&cli, addr, account, api_token, *mock, *pid, *queue, *idle_seconds).await
         }
+        Scenario::Drain { api_token, max } => drain_inbox(&cli, addr, api_token, *max).await,
         Scenario::Floor => floor(addr).await,
     }
 }
