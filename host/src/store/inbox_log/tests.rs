@@ -243,3 +243,25 @@ fn claims_fence_and_dead_letter_as_the_btree_inbox_did() {
 fn an_index_entry_stays_small() {
     assert!(std::mem::size_of::<Entry>() <= 64, "{} bytes", std::mem::size_of::<Entry>());
 }
+
+/// The fast paths of `decode` read the frames `encode` writes exactly as serde's general
+/// decoder does, and leave anything else to it.
+#[test]
+fn frames_decode_the_same_by_either_path() {
+    let general = |b: &[u8]| serde_json::to_value(serde_json::from_slice::<Frame>(b).unwrap()).unwrap();
+    let frames = [
+        Frame::Put { row: row(7, "c\"1\u{e9}") },
+        Frame::Seen { key: "a\0wamid.1".into(), expires_at_ms: 99 },
+        Frame::Claim { ids: vec![1, 2], token: 3, consumer: "w".into(), expires_at_ms: 4 },
+        Frame::Nack { ids: vec![5], visible_at_ms: 6 },
+        Frame::Remove { ids: vec![8] },
+    ];
+    for f in &frames {
+        let bytes = encode(f);
+        assert_eq!(serde_json::to_value(decode(&bytes).unwrap()).unwrap(), general(&bytes));
+    }
+    // The tag elsewhere in the object: not the fast path's shape, still read.
+    let moved = br#"{"key":"k","op":"seen","expires_at_ms":1}"#;
+    assert!(matches!(decode(moved).unwrap(), Frame::Seen { expires_at_ms: 1, .. }));
+    assert!(decode(br#"{"op":"put","row":{}}"#).is_err(), "a broken put is an error, not a fast-path miss");
+}
