@@ -28,6 +28,9 @@ ingest_new=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections
 # Real wamids come in no order: every dedupe key lands at a random place in its index, as in
 # production (the first scenario's ordered ids all append at its end: the best case).
 ingest_scattered=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" --daemon-pid "$pid" ingest --app-secret bench-secret --scattered-ids)
+# Pull consumers emptying the backlog those runs left: 8 of them, claiming 32 events at a time
+# and acking each claim.
+drain=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 8 --duration "$SECS" --daemon-pid "$pid" drain --api-token bench-token --max 32)
 dispatch=$("$BIN/switchboard-bench" --url http://127.0.0.1:18787 --connections 64 --duration "$SECS" --daemon-pid "$pid" dispatch --api-token bench-token --mock 127.0.0.1:18999)
 rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 kill "$pid"; wait "$pid" || true
@@ -63,6 +66,7 @@ fp = json.loads('''$footprint''')
 ingest = json.loads('''$ingest''')
 ingest_new = json.loads('''$ingest_new''')
 ingest_scattered = json.loads('''$ingest_scattered''')
+drain = json.loads('''$drain''')
 floor = json.loads('''$floor''')
 before, after = json.loads('''$before'''), json.loads('''$after''')
 lines = [json.loads(l) for l in '''$dispatch'''.strip().splitlines()]
@@ -87,6 +91,7 @@ load generator on the same machine; command: \`bench/run.sh {secs}\`.
 | durable ingest (signed ~1 KiB webhooks, 64 connections) | {ingest['per_second']:.0f} req/s ({ingest['ok']} ok, {ingest['errors']} errors) | {ingest['p50_ms']:.2f} ms | {ingest['p99_ms']:.2f} ms | {ingest['max_ms']:.1f} ms | {reqs/max(txns,1):.1f} store requests per transaction ({txns} commits); {cpu_note(ingest['cpu'])} |
 | durable ingest, every webhook from a new sender (each opens a session) | {ingest_new['per_second']:.0f} req/s ({ingest_new['ok']} ok, {ingest_new['errors']} errors) | {ingest_new['p50_ms']:.2f} ms | {ingest_new['p99_ms']:.2f} ms | {ingest_new['max_ms']:.1f} ms | {cpu_note(ingest_new['cpu'])} |
 | durable ingest, wamids in no order (as real ones; the rows above send them in order) | {ingest_scattered['per_second']:.0f} req/s ({ingest_scattered['ok']} ok, {ingest_scattered['errors']} errors) | {ingest_scattered['p50_ms']:.2f} ms | {ingest_scattered['p99_ms']:.2f} ms | {ingest_scattered['max_ms']:.1f} ms | {cpu_note(ingest_scattered['cpu'])} |
+| inbox drain: 8 consumers claiming 32 events and acking them (the backlog the ingest rows left) | {drain['per_second']:.0f} events/s ({drain['ok']} acked, {drain['errors']} errors) | {drain['p50_ms']:.2f} ms | {drain['p99_ms']:.2f} ms | {drain['max_ms']:.1f} ms | latency = one claim and its ack; {cpu_note(drain['cpu']).replace('per request', 'per event')} |
 | outbound accept (\`POST /v1/messages\`, 64 connections) | {accept['per_second']:.0f} req/s | {accept['p50_ms']:.2f} ms | {accept['p99_ms']:.2f} ms | {accept['max_ms']:.1f} ms | |
 | outbound end to end (API → worker → plugin → mock Graph API) | {e2e['per_second']:.0f} msg/s ({e2e['delivered']}/{e2e['accepted']} delivered) | lag {e2e['lag_p50_ms']:.1f} ms | lag {e2e['lag_p99_ms']:.1f} ms | lag {e2e['lag_max_ms']:.1f} ms | queue lag = POST to provider receipt; {cpu_note(e2e['cpu'])} (the mock provider runs in the load generator) |
 | HTTP floor: the ingest load against a server that only answers 200 (no daemon) | {floor['per_second']:.0f} req/s | {floor['p50_ms']:.2f} ms | {floor['p99_ms']:.2f} ms | {floor['max_ms']:.1f} ms | the most any daemon could take here |
