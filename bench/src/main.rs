@@ -311,14 +311,20 @@ async fn ingest(cli: &Cli, addr: SocketAddr, account: &str, secret: &str, sender
             anyhow::Ok(())
         }));
     }
-    stop_after(run.clone(), Duration::from_secs(cli.duration));
+    finish("ingest", &run, tasks, Duration::from_secs(cli.duration), start, cpu).await
+}
+
+/// Ends a run after `duration` (or when its tasks do), then reports it with the CPU time per
+/// request (`ok`) since `start`.
+async fn finish(name: &str, run: &Arc<Run>, tasks: Vec<tokio::task::JoinHandle<Result<()>>>, duration: Duration, start: Instant, cpu: Option<CpuProbe>) -> Result<()> {
+    stop_after(run.clone(), duration);
     for t in tasks {
         t.await??;
     }
     let hist = run.hist.lock().await;
     let elapsed = start.elapsed();
     let cpu = cpu.map(|c| c.per_request(run.ok.load(Ordering::Relaxed))).transpose()?;
-    report("ingest", &run, elapsed, &hist, cpu);
+    report(name, run, elapsed, &hist, cpu);
     Ok(())
 }
 
@@ -405,15 +411,7 @@ async fn drain_inbox(cli: &Cli, addr: SocketAddr, token: &str, max: usize) -> Re
             anyhow::Ok(())
         }));
     }
-    stop_after(run.clone(), Duration::from_secs(cli.duration));
-    for t in tasks {
-        t.await??;
-    }
-    let hist = run.hist.lock().await;
-    let elapsed = start.elapsed();
-    let cpu = cpu.map(|c| c.per_request(run.ok.load(Ordering::Relaxed))).transpose()?;
-    report("drain", &run, elapsed, &hist, cpu);
-    Ok(())
+    finish("drain", &run, tasks, Duration::from_secs(cli.duration), start, cpu).await
 }
 
 /// Plays the Graph API: records when each message (its text carries the send time) arrives.

@@ -205,6 +205,9 @@ fn an_event_left_unacked_does_not_pin_the_log() {
     let segments = std::fs::read_dir(&path).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count() as u64;
     assert!(segments <= 4, "{segments} segments kept for one live event");
     assert!(log.log.current_segment() > 20, "the test wrote many segments");
+    // A second instance on the same directory must not race the first one's run writing (its
+    // open cleans up the files those jobs are writing).
+    log.settle_dedupe();
     let reopened = InboxLog::open(&path, Some(log.committed()), segment).unwrap();
     assert_eq!(reopened.len(), 1);
     assert_eq!(reopened.row(1).unwrap().unwrap().event.conversation, "stays");
