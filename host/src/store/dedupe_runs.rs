@@ -406,12 +406,17 @@ impl Dedupe {
         found.sort_unstable();
         let mut runs = Vec::new();
         for &seq in &found {
-            runs.push(Arc::new(Run::open(&run_path(dir, seq), seq)?));
+            match Run::open(&run_path(dir, seq), seq) {
+                Ok(run) => runs.push(Arc::new(run)),
+                // Deleted since the listing: only replaced and expired runs are, by a store
+                // that opened this directory before (see `remove_files`).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
         let replaced: std::collections::HashSet<u64> = runs.iter().flat_map(|r| r.header.inputs.iter().copied()).collect();
-        for r in runs.iter().filter(|r| replaced.contains(&r.seq)) {
-            std::fs::remove_file(&r.path).map_err(|e| io_at(&r.path, e))?;
-        }
+        let leftovers = runs.iter().filter(|r| replaced.contains(&r.seq)).map(|r| r.path.clone()).collect();
+        remove_files(leftovers, true)?;
         runs.retain(|r| !replaced.contains(&r.seq));
         let floor = runs.iter().map(|r| r.header.covers).max();
         let next_seq = found.last().map_or(1, |s| s + 1);
@@ -538,14 +543,14 @@ impl Dedupe {
                 self.job = Some(job);
                 return Ok(());
             }
-            if !self.install(job)? {
+            if !self.install(job, wait)? {
                 self.retry_at_ms = now + RETRY_MS;
             }
         }
         let now_expired: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].header.max_expiry <= now).collect();
-        for &i in now_expired.iter().rev() {
-            let r = self.runs.remove(i);
-            std::fs::remove_file(&r.path).map_err(|e| io_at(&r.path, e))?;
+        let expired: Vec<PathBuf> = now_expired.iter().rev().map(|&i| self.runs.remove(i).path.clone()).collect();
+        if !expired.is_empty() {
+            remove_files(expired, wait)?;
         }
         if now < self.retry_at_ms && !wait {
             return Ok(());
@@ -570,18 +575,19 @@ impl Dedupe {
             self.job = Some(Job::Merge(spawn(move || Run::write(&dir, seq, expected, merged(&inputs, now)?, covers, ins))?, seqs));
         }
         if wait && let Some(job) = self.job.take() {
-            self.install(job)?;
+            self.install(job, true)?;
         }
         Ok(())
     }
 
-    /// Takes in a finished job's run; `false` when the job failed (logged).
-    fn install(&mut self, job: Job) -> io::Result<bool> {
+    /// Takes in a finished job's run; `false` when the job failed (logged). With `now`, the
+    /// files it replaces are deleted on this thread (see [`remove_files`]).
+    fn install(&mut self, job: Job, now: bool) -> io::Result<bool> {
         match job {
             Job::Flush(h) => match h.join().expect("dedupe flush panicked") {
                 Ok(run) => {
                     self.floor = self.floor.max(Some(run.header.covers));
-                    self.frozen = None;
+                    drop_elsewhere(self.frozen.take());
                     self.runs.push(Arc::new(run));
                 }
                 // The frozen keys stay (looked up, and retried after `RETRY_MS`).
@@ -593,10 +599,7 @@ impl Dedupe {
             Job::Merge(h, inputs) => match h.join().expect("dedupe merge panicked") {
                 Ok(run) => {
                     self.runs.retain(|r| !inputs.contains(&r.seq));
-                    for seq in inputs {
-                        let path = run_path(&self.dir, seq);
-                        std::fs::remove_file(&path).map_err(|e| io_at(&path, e))?;
-                    }
+                    remove_files(inputs.iter().map(|&seq| run_path(&self.dir, seq)).collect(), now)?;
                     self.runs.push(Arc::new(run));
                     self.runs.sort_by_key(|r| r.seq);
                 }
@@ -624,6 +627,40 @@ impl Dedupe {
 
 fn spawn(f: impl FnOnce() -> io::Result<Run> + Send + 'static) -> io::Result<JoinHandle<io::Result<Run>>> {
     std::thread::Builder::new().name("dedupe-runs".into()).spawn(f)
+}
+
+/// Deletes replaced or expired run files: on a thread of its own unless `now` (tests that
+/// settle the runs and then count files). On the store writer's thread an `unlink` of a
+/// multi-megabyte run can wait for the filesystem's journal: measured under ingest (the
+/// history runs of branch `wip/history-runs`, which delete more), 3–10 ms stalls of a group
+/// commit, the webhooks' p99. A file that a crash or a failure leaves behind goes when the
+/// directory is opened next: a merged run names its inputs, and an expired run is expired.
+fn remove_files(paths: Vec<PathBuf>, now: bool) -> io::Result<()> {
+    let remove = move || -> io::Result<()> {
+        for path in &paths {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(path, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    if now {
+        return remove();
+    }
+    let spawned = std::thread::Builder::new().name("dedupe-remove".into()).spawn(move || {
+        if let Err(e) = remove() {
+            tracing::warn!(error = %e, "could not delete a replaced dedupe run; it goes at the next start");
+        }
+    });
+    spawned.map(drop)
+}
+
+/// Drops `v` on a thread of its own: a flushed memtable is up to [`MEMTABLE_KEYS`] strings,
+/// and freeing them on the store writer's thread stalled a group commit by ~2 ms. If no
+/// thread can be started, the closure and `v` with it drop here.
+fn drop_elsewhere<T: Send + 'static>(v: T) {
+    let _ = std::thread::Builder::new().name("dedupe-drop".into()).spawn(move || drop(v));
 }
 
 #[cfg(test)]

@@ -105,6 +105,39 @@ fn open_cleans_up_after_a_crash_mid_write_or_mid_merge() {
     }
 }
 
+/// Under load the merged inputs are deleted off the caller's (the store writer's) thread; they
+/// go all the same, and a store opening the directory meanwhile does not trip over them.
+#[test]
+fn merged_inputs_are_deleted_in_the_background_and_an_open_meanwhile_copes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Dedupe::open(tmp.path()).unwrap();
+    for i in 0..FANOUT as u64 {
+        d.write_run([(format!("k{i}"), DAY)], at(i, 0)).unwrap();
+    }
+    // Not waiting: the merge starts here and is installed by a later call once it finished.
+    let mut polls = 0;
+    while d.run_count() != 1 {
+        d.maintain(0, at(9, 0), 9, false).unwrap();
+        polls += 1;
+        assert!(polls < 2_000, "merge never installed: {:?}", files(tmp.path()));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // (A second store opening the directory while the merge is written would remove its
+    // temporary file; only once it is installed does this test open one.)
+    while files(tmp.path()).len() != 1 {
+        let other = Dedupe::open(tmp.path()).unwrap();
+        for i in 0..FANOUT {
+            assert_eq!(other.get(&format!("k{i}")).unwrap(), Some(DAY));
+        }
+        polls += 1;
+        assert!(polls < 4_000, "inputs never deleted: {:?}", files(tmp.path()));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for i in 0..FANOUT {
+        assert_eq!(d.get(&format!("k{i}")).unwrap(), Some(DAY));
+    }
+}
+
 #[test]
 fn a_damaged_run_is_refused() {
     let tmp = tempfile::tempdir().unwrap();

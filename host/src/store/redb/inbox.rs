@@ -16,6 +16,7 @@ use super::tables::{self, DEDUPE, DEDUPE_EXPIRY, INBOX, INBOX_HELD, INBOX_READY,
 use super::{RedbStore, StoreError};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// META keys of the committed inbox log's end.
 const LOG_SEGMENT: &str = "inbox_log_segment";
@@ -79,14 +80,31 @@ pub(super) fn migrate_tables(db: &redb::Database, inbox: &mut InboxLog) -> Resul
 /// Commits `txn` with the inbox log: the log's frames are appended and synced first, the
 /// transaction records where they end, and the log learns it was committed. The one way
 /// anything that wrote to the log commits (the writer's batches, the migrations here).
-pub(super) fn commit_with_log(txn: WriteTransaction, inbox: &mut InboxLog) -> Result<(), StoreError> {
+pub(super) fn commit_with_log(txn: WriteTransaction, inbox: &mut InboxLog) -> Result<CommitPhases, StoreError> {
+    let started = Instant::now();
     let end = inbox.flush()?;
+    let flushed = Instant::now();
     if let Some(end) = end {
         record_log_end(&txn, end)?;
     }
     txn.commit()?;
+    let committed = Instant::now();
     inbox.committed_at(end);
-    Ok(())
+    Ok(CommitPhases { log_sync: flushed - started, engine_commit: committed - flushed, housekeeping: committed.elapsed(), ..CommitPhases::default() })
+}
+
+/// Where a group commit's time went: the store writer logs the slow ones (at debug level),
+/// which is how the housekeeping stalls of the runs were found (see `dedupe_runs::remove_files`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct CommitPhases {
+    /// Applying the batch's requests in the transaction.
+    pub apply: Duration,
+    /// Appending the inbox log's frames and syncing them.
+    pub log_sync: Duration,
+    /// redb's commit (its own sync included).
+    pub engine_commit: Duration,
+    /// After the commit: publishing the inbox state, the runs' housekeeping, dropping segments.
+    pub housekeeping: Duration,
 }
 
 /// Moves webhook dedupe keys from the tables stores kept them in before they moved to the
