@@ -14,7 +14,9 @@
 # target/release built from two commits (`cp -r target/release /tmp/a`). ENV_A / ENV_B add
 # environment variables to one side's daemon ("NAME=value ..."), to compare one binary
 # with a switch on and off. PLUGINS names the plugin directory (default: target/bench-plugins,
-# built with `cargo xtask plugins` when missing). Prints one line per run, then the medians.
+# built with `cargo xtask plugins` when missing). Prints one line per run, then the medians;
+# each line ends with the daemon's group commits and how many of them took 6.4 ms or more
+# (its `switchboard_store_commit_duration_seconds` histogram: the slow commits make the p99).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -62,8 +64,12 @@ run() {
   io0=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
   out=$("$2/switchboard-bench" --url http://127.0.0.1:18787 --connections "$conns" --duration "$SECS" --daemon-pid "$pid" "${args[@]}" | tail -n 1)
   io1=$(awk '/^write_bytes/ {print $2}' "/proc/$pid/io")
+  # The group commits and how many took 6.4 ms or more (the histogram's bucket edge nearest 5
+  # ms): the slow ones are what the webhooks' p99 is made of.
+  commits=$(curl -s -H 'authorization: Bearer bench-token' http://127.0.0.1:18787/metrics |
+    awk '/^switchboard_store_commit_duration_seconds_bucket\{le="0.0064"\}/ {fast=$2} /^switchboard_store_commit_duration_seconds_count/ {n=$2} END {print n+0, n-fast}')
   kill "$pid"; wait "$pid" || true
-  python3 "$tmp/report.py" add "$tmp/runs" "$1" "$((io1 - io0))" "$out"
+  python3 "$tmp/report.py" add "$tmp/runs" "$1" "$((io1 - io0))" "$out" $commits
 }
 
 cat > "$tmp/report.py" <<'PY'
@@ -72,16 +78,19 @@ import json, statistics, sys
 def show(side, r):
     print(f"{side}  {r['per_second']:8.0f}/s  p99 {r['p99_ms']:6.1f} ms  daemon {r['daemon']:6.1f} µs"
           f" (writer {r['writer']:5.1f}, request threads {r['workers']:5.1f})"
-          f"  load generator {r['load_generator']:5.1f} µs  {r['kb_written']:5.1f} KB written", flush=True)
+          f"  load generator {r['load_generator']:5.1f} µs  {r['kb_written']:5.1f} KB written"
+          f"  commits {r['commits']:6.0f} ({r['slow_commits']:3.0f} slow)", flush=True)
 
-if sys.argv[1] == "add":  # add RUNS SIDE BYTES_WRITTEN BENCH_JSON: record one run and show it
+if sys.argv[1] == "add":  # add RUNS SIDE BYTES_WRITTEN BENCH_JSON COMMITS SLOW: record one run, show it
     runs, side, written, line = sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
+    commits, slow = (float(sys.argv[6]), float(sys.argv[7])) if len(sys.argv) > 7 else (0.0, 0.0)
     t = line["cpu"]["daemon_threads_us_per_request"]
     r = {"side": side, "per_second": line["per_second"],
          "p99_ms": line.get("p99_ms", line.get("lag_p99_ms")), "daemon": line["cpu"]["daemon_us_per_request"],
          "writer": t.get("store-writer", 0), "workers": t.get("tokio-rt-worker", 0),
          "load_generator": line["cpu"]["load_generator_us_per_request"],
-         "kb_written": written / (line.get("ok") or line.get("delivered") or 1) / 1000}
+         "kb_written": written / (line.get("ok") or line.get("delivered") or 1) / 1000,
+         "commits": commits, "slow_commits": slow}
     open(runs, "a").write(json.dumps(r) + "\n")
     show(side, r)
 else:  # summary RUNS: the medians of each side
