@@ -82,13 +82,27 @@ fn runs_of_one_tier_merge_keeping_the_latest_expiry_and_dropping_expired_keys() 
     assert_eq!(again.all().unwrap(), model);
 }
 
-#[test]
-fn open_cleans_up_after_a_crash_mid_write_or_mid_merge() {
+/// A store with [`FANOUT`] one-key runs (`k0`, `k1`, ...) of one tier: the next
+/// maintenance merges them.
+fn one_tier_of_runs() -> (tempfile::TempDir, Dedupe) {
     let tmp = tempfile::tempdir().unwrap();
     let mut d = Dedupe::open(tmp.path()).unwrap();
     for i in 0..FANOUT as u64 {
         d.write_run([(format!("k{i}"), DAY)], at(i, 0)).unwrap();
     }
+    (tmp, d)
+}
+
+/// Every key [`one_tier_of_runs`] wrote is found.
+fn assert_tier_keys(d: &Dedupe) {
+    for i in 0..FANOUT {
+        assert_eq!(d.get(&format!("k{i}")).unwrap(), Some(DAY), "k{i}");
+    }
+}
+
+#[test]
+fn open_cleans_up_after_a_crash_mid_write_or_mid_merge() {
+    let (tmp, mut d) = one_tier_of_runs();
     // Keep copies of the inputs, merge, then put them back: as if the daemon died after the
     // merged run was renamed into place but before the inputs were deleted.
     let saved: Vec<(PathBuf, Vec<u8>)> = files(tmp.path()).iter().map(|n| (tmp.path().join(n), std::fs::read(tmp.path().join(n)).unwrap())).collect();
@@ -100,20 +114,14 @@ fn open_cleans_up_after_a_crash_mid_write_or_mid_merge() {
     let d = Dedupe::open(tmp.path()).unwrap();
     assert_eq!(d.run_count(), 1);
     assert_eq!(files(tmp.path()).len(), 1, "{:?}", files(tmp.path()));
-    for i in 0..FANOUT {
-        assert_eq!(d.get(&format!("k{i}")).unwrap(), Some(DAY));
-    }
+    assert_tier_keys(&d);
 }
 
 /// Under load the merged inputs are deleted off the caller's (the store writer's) thread; they
 /// go all the same, and a store opening the directory meanwhile does not trip over them.
 #[test]
 fn merged_inputs_are_deleted_in_the_background_and_an_open_meanwhile_copes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut d = Dedupe::open(tmp.path()).unwrap();
-    for i in 0..FANOUT as u64 {
-        d.write_run([(format!("k{i}"), DAY)], at(i, 0)).unwrap();
-    }
+    let (tmp, mut d) = one_tier_of_runs();
     // Not waiting: the merge starts here and is installed by a later call once it finished.
     let mut polls = 0;
     while d.run_count() != 1 {
@@ -126,16 +134,12 @@ fn merged_inputs_are_deleted_in_the_background_and_an_open_meanwhile_copes() {
     // temporary file; only once it is installed does this test open one.)
     while files(tmp.path()).len() != 1 {
         let other = Dedupe::open(tmp.path()).unwrap();
-        for i in 0..FANOUT {
-            assert_eq!(other.get(&format!("k{i}")).unwrap(), Some(DAY));
-        }
+        assert_tier_keys(&other);
         polls += 1;
         assert!(polls < 4_000, "inputs never deleted: {:?}", files(tmp.path()));
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    for i in 0..FANOUT {
-        assert_eq!(d.get(&format!("k{i}")).unwrap(), Some(DAY));
-    }
+    assert_tier_keys(&d);
 }
 
 #[test]
