@@ -57,7 +57,7 @@ impl Daemon {
         let location = config
             .store_location()
             .map_err(|e| StartError::Store { path: "store.url".into(), source: StoreError::Io(e.to_string()) })?;
-        let opts = StoreOptions { dedupe_ttl_ms: config.dedupe_ttl_ms, ..Default::default() };
+        let opts = StoreOptions { dedupe_ttl_ms: config.dedupe_ttl_ms, cache_bytes: config.store_cache_bytes, ..Default::default() };
         let store = Store::connect(&location, clock.clone(), opts)
             .await
             .map_err(|source| StartError::Store { path: location.describe(), source })?;

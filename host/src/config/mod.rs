@@ -207,6 +207,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Where the durable state lives (`store = { kind = ... }`).
     pub store: StoreConfig,
+    /// redb's page cache (`store.cache_mib`).
+    pub store_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -227,6 +229,7 @@ impl Default for Config {
             approvals: ApprovalsConfig::default(),
             shutdown_timeout_ms: 20_000,
             store: StoreConfig::default(),
+            store_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -380,6 +383,7 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
     let tools = agent::tools(w, t);
     let approvals = agent::approvals(w, t);
     let store = store::parse(w, t);
+    let store_cache_bytes = store::cache_mib(w, t).map_or(crate::store::DEFAULT_CACHE_BYTES, |m| (m as usize) << 20);
     Config {
         listen,
         data_dir,
@@ -395,6 +399,7 @@ fn build(w: &mut Walker, t: &toml::Table) -> Config {
         approvals,
         shutdown_timeout_ms,
         store,
+        store_cache_bytes,
     }
 }
 

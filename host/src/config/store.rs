@@ -1,4 +1,4 @@
-//! `store = { kind = "redb", path = "..." }` (the default) or
+//! `store = { kind = "redb", path = "...", cache_mib = 24 }` (the default) or
 //! `store = { kind = "postgres", url = "env:DATABASE_URL", pool_size = 16, ca_file = "..." }`
 //! (`ca_file`: extra trusted roots, PEM, for a URL with `sslmode=require`).
 //!
@@ -19,9 +19,19 @@ pub enum StoreConfig {
     Postgres { url: SecretRef, pool_size: usize, ca_file: Option<PathBuf> },
 }
 
-const REDB_KEYS: &[&str] = &["kind", "path"];
+const REDB_KEYS: &[&str] = &["kind", "path", "cache_mib"];
 const PG_KEYS: &[&str] = &["kind", "url", "pool_size", "ca_file"];
 pub(super) const DEFAULT_POOL_SIZE: usize = 16;
+
+/// `store.cache_mib`: redb's page cache in MiB (a redb store's only tunable; PostgreSQL caches
+/// on its server). The default is [`crate::store::DEFAULT_CACHE_BYTES`].
+pub(super) fn cache_mib(w: &mut Walker, t: &toml::Table) -> Option<u64> {
+    let st = t.get("store")?.as_table()?;
+    if st.get("kind").and_then(toml::Value::as_str).is_some_and(|k| k != "redb") {
+        return None; // an unknown key there: `parse` reports it
+    }
+    w.int(st, "store", "cache_mib", 1, 1 << 20)
+}
 
 pub(super) fn parse(w: &mut Walker, t: &toml::Table) -> StoreConfig {
     let Some(st) = w.table(t, "", "store") else { return StoreConfig::default() };
@@ -110,6 +120,9 @@ mod tests {
         assert_eq!(pg, StoreConfig::Postgres { url: SecretRef::Env("DATABASE_URL".into()), pool_size: 4, ca_file: None });
         let tls = store_of("store = { kind = \"postgres\", url = \"env:DATABASE_URL\", ca_file = \"/etc/pg-ca.pem\" }").unwrap();
         assert!(matches!(tls, StoreConfig::Postgres { ca_file: Some(p), .. } if p == Path::new("/etc/pg-ca.pem")));
+        let sized = Config::parse("store = { path = \"/x/s.redb\", cache_mib = 8 }", "t").unwrap();
+        assert_eq!((sized.store, sized.store_cache_bytes), (StoreConfig::Redb { path: "/x/s.redb".into() }, 8 << 20));
+        assert_eq!(Config::default().store_cache_bytes, crate::store::DEFAULT_CACHE_BYTES);
         let loc = Config::default().store.location(Path::new("/d")).unwrap();
         assert_eq!(loc, StoreLocation::Redb { path: "/d/switchboard.redb".into() });
     }
@@ -121,6 +134,11 @@ mod tests {
         assert_eq!(paths, ["store.user", "store.url", "store.pool_size"], "{issues:?}");
         let Err(ConfigError::Invalid(issues)) = store_of("store = { kind = \"mysql\" }") else { panic!() };
         assert!(issues[0].message.contains("\"postgres\""), "{issues:?}");
+        // The page cache is redb's: PostgreSQL caches on its server.
+        let Err(ConfigError::Invalid(issues)) = store_of("store = { kind = \"postgres\", url = \"env:U\", cache_mib = 8 }") else { panic!() };
+        assert_eq!(issues[0].path, "store.cache_mib", "{issues:?}");
+        let Err(ConfigError::Invalid(issues)) = store_of("store = { cache_mib = 0 }") else { panic!() };
+        assert_eq!(issues[0].path, "store.cache_mib", "{issues:?}");
     }
 
     #[test]
