@@ -14,7 +14,8 @@
 # target/release built from two commits (`cp -r target/release /tmp/a`). ENV_A / ENV_B add
 # environment variables to one side's daemon ("NAME=value ..."), to compare one binary
 # with a switch on and off. PLUGINS names the plugin directory (default: target/bench-plugins,
-# built with `cargo xtask plugins` when missing). Prints one line per run, then the medians;
+# built with `cargo xtask plugins` when missing); PLUGINS_A / PLUGINS_B give one side its own
+# (two builds or manifests of a plugin). Prints one line per run, then the medians;
 # each line ends with the daemon's group commits and how many of them took 6.4 ms or more
 # (its `switchboard_store_commit_duration_seconds` histogram: the slow commits make the p99).
 set -euo pipefail
@@ -45,13 +46,14 @@ done
 PLUGINS=${PLUGINS:-${CARGO_TARGET_DIR:-target}/bench-plugins}
 [ -f "$PLUGINS/whatsapp-cloud.wasm" ] || cargo xtask plugins "$PLUGINS" >/dev/null
 PLUGINS=$(realpath "$PLUGINS")
+PLUGINS_A=$(realpath "${PLUGINS_A:-$PLUGINS}") PLUGINS_B=$(realpath "${PLUGINS_B:-$PLUGINS}")
 tmp=$(mktemp -d)
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-# run SIDE DIR ENV: one run on a fresh daemon; appends its JSON line to $tmp/runs.
+# run SIDE DIR ENV PLUGINS: one run on a fresh daemon; appends its JSON line to $tmp/runs.
 run() {
   rm -rf "$tmp/data"
-  bench_config "$tmp/switchboard.toml" "$tmp/data" "$PLUGINS"
+  bench_config "$tmp/switchboard.toml" "$tmp/data" "$4"
   # shellcheck disable=SC2086 # ENV is a list of NAME=value words
   env SWITCHBOARD_LOG=warn $3 "$2/switchboard" run --config "$tmp/switchboard.toml" >>"$tmp/daemon.log" 2>&1 &
   pid=$!
@@ -107,7 +109,7 @@ PY
 
 echo "$SCENARIO, $ROUNDS rounds of ${SECS}s; A = $A ${ENV_A:-}, B = $B ${ENV_B:-}; CPU per request"
 for _ in $(seq "$ROUNDS"); do
-  run A "$A" "${ENV_A:-}"
-  run B "$B" "${ENV_B:-}"
+  run A "$A" "${ENV_A:-}" "$PLUGINS_A"
+  run B "$B" "${ENV_B:-}" "$PLUGINS_B"
 done
 python3 "$tmp/report.py" summary "$tmp/runs"

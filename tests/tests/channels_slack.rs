@@ -112,3 +112,35 @@ settings = {{ bot_user_id = "U0BOTUSER", api_base = "{api}" }}
     let logs = terminate(d);
     assert_no_secrets(&logs, &[SIGNING_SECRET, BOT_TOKEN]);
 }
+
+/// A channel that says `signed_handshakes = false` in its manifest is not asked to answer
+/// POSTs: Slack's plugin with that line gets the `url_verification` in `parse-inbound`
+/// (which has no challenge to answer), while messages are stored as before.
+#[tokio::test]
+async fn a_manifest_without_signed_handshakes_sends_posts_straight_to_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(switchboard_tests::plugins_dir().join("slack.wasm"), plugins.join("slack.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(switchboard_tests::plugins_dir().join("slack.toml")).unwrap();
+    assert!(manifest.contains("\nverify = "), "{manifest}");
+    std::fs::write(plugins.join("slack.toml"), manifest.replacen("\nverify = ", "\nsigned_handshakes = false\nverify = ", 1)).unwrap();
+    let account = format!(
+        r#"
+[accounts.slack]
+plugin = "slack"
+secrets = {{ signing_secret = "{SIGNING_SECRET}", bot_token = "{BOT_TOKEN}" }}
+settings = {{ bot_user_id = "U0BOTUSER" }}
+"#
+    );
+    let (d, _cfg) = start_with_account_and_plugins(dir.path(), &account, &plugins);
+    let api = Api::new(&d);
+    let challenge = fixture("url_verification.json");
+    let (s, v) = api.webhook("slack", &signed(SIGNING_SECRET, now_secs(), &challenge), &challenge).await;
+    assert!(v.get("challenge").is_none(), "{s} {v}: handshake was called");
+    let body = fixture("message_im.json");
+    let (s, v) = api.webhook("slack", &signed(SIGNING_SECRET, now_secs(), &body), &body).await;
+    assert_eq!((s, v["stored"].as_u64()), (200, Some(1)), "{v}");
+    terminate(d);
+}
+

@@ -35,6 +35,10 @@ pub struct Manifest {
     /// account's state can never be read or clobbered through another's calls).
     #[serde(default)]
     pub kv_scope: KvScope,
+    /// Channels only: whether the plugin's `handshake` may answer a verified `POST` (Slack's
+    /// `url_verification`, Discord's `PING`); see [`Manifest::answers_signed_handshakes`].
+    #[serde(default)]
+    pub signed_handshakes: Option<bool>,
 }
 
 /// See [`Manifest::kv_scope`].
@@ -80,6 +84,15 @@ impl Manifest {
         self.world == TOOL_WORLD
     }
 
+    /// Whether a verified `POST` goes to the plugin's `handshake` before `parse-inbound`
+    /// (the default, as the WIT says). A channel whose provider has no signed handshake says
+    /// `signed_handshakes = false`, and its webhooks then make one guest call instead of two:
+    /// the request is lowered into the guest once, ~3 µs of the ~50 µs a webhook costs the
+    /// request threads (BENCHMARKS.md). `GET`s (subscription checks) still go to `handshake`.
+    pub fn answers_signed_handshakes(&self) -> bool {
+        self.signed_handshakes.unwrap_or(true)
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let m: Manifest = toml::from_str(text).map_err(|e| e.message().to_string())?;
         m.validate()?;
@@ -105,6 +118,9 @@ impl Manifest {
             return Err("version is empty".into());
         }
         if self.is_tool() {
+            if self.signed_handshakes.is_some() {
+                return Err("signed_handshakes is for channels; an agent-tool answers no webhooks".into());
+            }
             if !self.verify.is_empty() {
                 return Err("verify is for channels; an agent-tool receives no webhooks".into());
             }
@@ -142,9 +158,9 @@ impl Manifest {
 
     /// Whether `new` may replace `self` in a running daemon. Accounts were resolved against
     /// the old manifest (allowlist, secrets, settings, verification), so only the version may
-    /// change without a restart.
+    /// change without a restart; and `signed_handshakes`, which is read per call.
     pub fn check_replacement(&self, new: &Manifest) -> Result<(), String> {
-        let same = Manifest { version: self.version.clone(), ..new.clone() };
+        let same = Manifest { version: self.version.clone(), signed_handshakes: self.signed_handshakes, ..new.clone() };
         if &same == self {
             Ok(())
         } else {
@@ -175,6 +191,15 @@ mod tests {
     fn a_valid_manifest_parses() {
         let m = Manifest::parse(OK).unwrap();
         assert_eq!(m.allowed_hosts.len(), 2);
+        assert!(m.answers_signed_handshakes(), "POSTs go to `handshake` unless the channel says not");
+    }
+
+    #[test]
+    fn only_a_channel_may_say_it_has_no_signed_handshakes() {
+        let without = OK.replace("verify = ", "signed_handshakes = false\n        verify = ");
+        assert!(!Manifest::parse(&without).unwrap().answers_signed_handshakes());
+        let tool = "name = \"t\"\nversion = \"0.1.0\"\nworld = \"agent-tool\"\nsigned_handshakes = true\n";
+        assert!(Manifest::parse(tool).unwrap_err().contains("signed_handshakes"));
     }
 
     #[test]
@@ -213,10 +238,12 @@ mod tests {
     }
 
     #[test]
-    fn only_the_version_may_change_on_reload() {
+    fn only_the_version_and_signed_handshakes_may_change_on_reload() {
         let old = Manifest::parse(OK).unwrap();
         let newer = Manifest::parse(&OK.replace("0.1.0", "0.2.0")).unwrap();
         assert!(old.check_replacement(&newer).is_ok());
+        let skipping = Manifest::parse(&OK.replace("verify = ", "signed_handshakes = false\n        verify = ")).unwrap();
+        assert!(old.check_replacement(&skipping).is_ok(), "read per call: no restart needed");
         let wider = Manifest::parse(&OK.replace("\"api.example.com\",", "\"api.example.com\", \"evil.com\",")).unwrap();
         assert!(old.check_replacement(&wider).is_err());
     }

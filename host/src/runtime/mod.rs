@@ -442,19 +442,22 @@ impl Runtime {
 
     /// One verified webhook delivery: the plugin's `handshake` (a signed challenge such as
     /// Slack's `url_verification` is answered, nothing else happens), else its `parse-inbound`.
+    /// A plugin whose manifest says `signed_handshakes = false` goes straight to `parse-inbound`.
     /// Both run on **one** instance: they see the same request of the same account, so sharing
     /// leaks nothing, and the webhook path pays for one instantiation instead of two. Each call
     /// gets the full guest-time budget.
     pub async fn receive(&self, account: &Arc<AccountCtx>, req: HttpRequest) -> Result<Received, CallError> {
         let req = convert::request_to_wit(req);
         let mut call = self.begin_warm(account).await?;
-        let r = call.run(|s, c| c.call_handshake(s, &req)).await;
-        if let Some(answer) = call.finish(r)? {
-            call.check(convert::check_response(&answer))?;
-            self.park(call);
-            return Ok(Received::Answered(convert::response_from_wit(answer)));
+        if call.plugin.manifest.answers_signed_handshakes() {
+            let r = call.run(|s, c| c.call_handshake(s, &req)).await;
+            if let Some(answer) = call.finish(r)? {
+                call.check(convert::check_response(&answer))?;
+                self.park(call);
+                return Ok(Received::Answered(convert::response_from_wit(answer)));
+            }
+            call.rearm();
         }
-        call.rearm();
         let parsed = call.parse_inbound(&req).await?;
         self.park(call);
         Ok(Received::Parsed(parsed))

@@ -11,6 +11,11 @@ use switchboard_tests::{API_TOKEN, plugins_dir};
 
 /// Writes `switchboard.toml` with `account_toml` (an `[accounts.x]` table) and starts the daemon.
 pub fn start_with_account(dir: &Path, account_toml: &str) -> (Running, PathBuf) {
+    start_with_account_and_plugins(dir, account_toml, &plugins_dir())
+}
+
+/// [`start_with_account`] loading the plugins in `plugins` (a copy with a changed manifest).
+pub fn start_with_account_and_plugins(dir: &Path, account_toml: &str, plugins: &Path) -> (Running, PathBuf) {
     let cfg = dir.join("switchboard.toml");
     let text = format!(
         r#"
@@ -25,7 +30,7 @@ poll_interval_ms = 20
 {account_toml}
 "#,
         data = dir.join("data").display(),
-        plugins = plugins_dir().display(),
+        plugins = plugins.display(),
     );
     std::fs::write(&cfg, text).unwrap();
     (start(&cfg), cfg)
