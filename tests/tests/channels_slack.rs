@@ -19,6 +19,14 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(switchboard_tests::repo_root().join("plugins/channels/slack/fixtures").join(name)).unwrap()
 }
 
+/// The one account these tests run, its API at `api_base` when given (else Slack's).
+fn slack_account(api_base: Option<&str>) -> String {
+    let api = api_base.map(|a| format!(", api_base = \"{a}\"")).unwrap_or_default();
+    format!(
+        "[accounts.slack]\nplugin = \"slack\"\nsecrets = {{ signing_secret = \"{SIGNING_SECRET}\", bot_token = \"{BOT_TOKEN}\" }}\nsettings = {{ bot_user_id = \"U0BOTUSER\"{api} }}\n"
+    )
+}
+
 /// The headers Slack sends: `v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`.
 fn signed(secret: &str, ts: u64, body: &[u8]) -> Vec<(&'static str, String)> {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -39,16 +47,7 @@ async fn slack_end_to_end_through_the_binary() {
         let channel = req.body["channel"].as_str().unwrap_or("").to_string();
         (200, json!({"ok": true, "channel": channel, "ts": format!("1749416900.{n:06}"), "message": {"text": req.body["text"]}}).to_string())
     });
-    let account = format!(
-        r#"
-[accounts.slack]
-plugin = "slack"
-secrets = {{ signing_secret = "{SIGNING_SECRET}", bot_token = "{BOT_TOKEN}" }}
-settings = {{ bot_user_id = "U0BOTUSER", api_base = "{api}" }}
-"#,
-        api = mock.base_url()
-    );
-    let (d, _cfg) = start_with_account(dir.path(), &account);
+    let (d, _cfg) = start_with_account(dir.path(), &slack_account(Some(&mock.base_url())));
     let api = Api::new(&d);
 
     // url_verification: a signed POST answered synchronously with the challenge.
@@ -125,15 +124,7 @@ async fn a_manifest_without_signed_handshakes_sends_posts_straight_to_parse() {
     let manifest = std::fs::read_to_string(switchboard_tests::plugins_dir().join("slack.toml")).unwrap();
     assert!(manifest.contains("\nverify = "), "{manifest}");
     std::fs::write(plugins.join("slack.toml"), manifest.replacen("\nverify = ", "\nsigned_handshakes = false\nverify = ", 1)).unwrap();
-    let account = format!(
-        r#"
-[accounts.slack]
-plugin = "slack"
-secrets = {{ signing_secret = "{SIGNING_SECRET}", bot_token = "{BOT_TOKEN}" }}
-settings = {{ bot_user_id = "U0BOTUSER" }}
-"#
-    );
-    let (d, _cfg) = start_with_account_and_plugins(dir.path(), &account, &plugins);
+    let (d, _cfg) = start_with_account_and_plugins(dir.path(), &slack_account(None), &plugins);
     let api = Api::new(&d);
     let challenge = fixture("url_verification.json");
     let (s, v) = api.webhook("slack", &signed(SIGNING_SECRET, now_secs(), &challenge), &challenge).await;
