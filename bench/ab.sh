@@ -15,7 +15,8 @@
 # environment variables to one side's daemon ("NAME=value ..."), to compare one binary
 # with a switch on and off. PLUGINS names the plugin directory (default: target/bench-plugins,
 # built with `cargo xtask plugins` when missing); PLUGINS_A / PLUGINS_B give one side its own
-# (two builds or manifests of a plugin). Prints one line per run, then the medians;
+# (two builds or manifests of a plugin). STORE_A / STORE_B give one side the config's
+# `store = ...` line (e.g. 'store = { cache_mib = 16 }'). Prints one line per run, then the medians;
 # each line ends with the daemon's group commits and how many of them took 6.4 ms or more
 # (its `switchboard_store_commit_duration_seconds` histogram: the slow commits make the p99).
 set -euo pipefail
@@ -50,10 +51,10 @@ PLUGINS_A=$(realpath "${PLUGINS_A:-$PLUGINS}") PLUGINS_B=$(realpath "${PLUGINS_B
 tmp=$(mktemp -d)
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-# run SIDE DIR ENV PLUGINS: one run on a fresh daemon; appends its JSON line to $tmp/runs.
+# run SIDE DIR ENV PLUGINS STORE: one run on a fresh daemon; appends its JSON line to $tmp/runs.
 run() {
   rm -rf "$tmp/data"
-  bench_config "$tmp/switchboard.toml" "$tmp/data" "$4"
+  bench_config "$tmp/switchboard.toml" "$tmp/data" "$4" 18787 18999 "$5"
   # shellcheck disable=SC2086 # ENV is a list of NAME=value words
   env SWITCHBOARD_LOG=warn $3 "$2/switchboard" run --config "$tmp/switchboard.toml" >>"$tmp/daemon.log" 2>&1 &
   pid=$!
@@ -107,9 +108,9 @@ else:  # summary RUNS: the medians of each side
     print(f"daemon CPU per request, B against A: {change:+.1f} % (B lower in {lower} of {len(sides['B'])} pairs)")
 PY
 
-echo "$SCENARIO, $ROUNDS rounds of ${SECS}s; A = $A ${ENV_A:-}, B = $B ${ENV_B:-}; CPU per request"
+echo "$SCENARIO, $ROUNDS rounds of ${SECS}s; A = $A ${ENV_A:-} ${STORE_A:-}, B = $B ${ENV_B:-} ${STORE_B:-}; CPU per request"
 for _ in $(seq "$ROUNDS"); do
-  run A "$A" "${ENV_A:-}" "$PLUGINS_A"
-  run B "$B" "${ENV_B:-}" "$PLUGINS_B"
+  run A "$A" "${ENV_A:-}" "$PLUGINS_A" "${STORE_A:-}"
+  run B "$B" "${ENV_B:-}" "$PLUGINS_B" "${STORE_B:-}"
 done
 python3 "$tmp/report.py" summary "$tmp/runs"
