@@ -27,6 +27,8 @@
 
 use super::StoreError;
 use super::dedupe_runs::Dedupe;
+use super::history_runs::{HistoryReader, HistoryRuns, Kept};
+use crate::store::history::HistoryEntry;
 use super::inbox::*;
 use crate::clock::{SharedClock, SystemClock};
 use super::log::{FrameLog, LogError, Position};
@@ -76,6 +78,9 @@ enum Frame {
     Remove { ids: Vec<u64> },
     /// A webhook event's dedupe key, seen until `expires_at_ms` (see [`Dedupe`]).
     Seen { key: String, expires_at_ms: u64 },
+    /// Message `n` of conversation `key` (`account\0conversation`), kept while it is among
+    /// the newest `size` (see [`HistoryRuns`]).
+    History { key: String, n: u64, size: u32, entry: Box<serde_json::value::RawValue> },
 }
 
 fn encode(frame: &Frame) -> Vec<u8> {
@@ -105,6 +110,18 @@ fn decode(bytes: &[u8]) -> Result<Frame, StoreError> {
         && let Ok(PutFields { row }) = serde_json::from_slice(bytes)
     {
         return Ok(Frame::Put { row });
+    }
+    #[derive(Deserialize)]
+    struct HistoryFields {
+        key: String,
+        n: u64,
+        size: u32,
+        entry: Box<serde_json::value::RawValue>,
+    }
+    if bytes.starts_with(br#"{"op":"history","#)
+        && let Ok(HistoryFields { key, n, size, entry }) = serde_json::from_slice(bytes)
+    {
+        return Ok(Frame::History { key, n, size, entry });
     }
     if bytes.starts_with(br#"{"op":"seen","#)
         && let Ok(SeenFields { key, expires_at_ms }) = serde_json::from_slice(bytes)
@@ -188,6 +205,10 @@ pub struct InboxLog {
     len: Arc<AtomicU64>,
     /// The webhook dedupe keys: its memtable is rebuilt from this log's `seen` frames.
     dedupe: Dedupe,
+    /// Conversation history: its memtable is rebuilt from this log's `history` frames.
+    history: HistoryRuns,
+    /// This batch's history entries, published to readers once it commits.
+    pending_history: Vec<(String, u64, Kept)>,
     /// The store's clock (dedupe runs expire by it).
     clock: SharedClock,
 }
@@ -205,27 +226,33 @@ impl InboxLog {
     /// inbox in its own tables): whatever is in `dir` was never committed and is deleted.
     /// A log shorter than `committed` (segments lost) is refused, not silently emptied.
     pub fn open(dir: &Path, committed: Option<Position>, segment_bytes: u64) -> Result<Self, StoreError> {
-        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)), None, Arc::new(SystemClock))
+        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)), None, None, Arc::new(SystemClock))
     }
 
     /// The same, with the store's clock.
     pub fn open_with_clock(dir: &Path, committed: Option<Position>, segment_bytes: u64, clock: SharedClock) -> Result<Self, StoreError> {
-        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)), None, clock)
+        Self::open_counted(dir, committed, segment_bytes, Arc::new(AtomicU64::new(0)), None, None, clock)
     }
 
-    /// `dedupe`: the runs kept across a [`Self::reload`] (they hold only committed keys, and
-    /// reading them again would cost a pass over every run).
+    /// `dedupe`, `history`: the runs kept across a [`Self::reload`] (they hold only
+    /// committed entries, and reading them again would cost a pass over every run; the
+    /// history's readers keep their handle).
     fn open_counted(
         dir: &Path,
         committed: Option<Position>,
         segment_bytes: u64,
         len: Arc<AtomicU64>,
         dedupe: Option<Dedupe>,
+        history: Option<HistoryRuns>,
         clock: SharedClock,
     ) -> Result<Self, StoreError> {
         let dedupe = match dedupe {
             Some(d) if committed.is_some() => Some(d),
             _ => None,
+        };
+        let (history, readers_of) = match history {
+            Some(h) if committed.is_some() => (Some(h), None),
+            other => (None, other),
         };
         if committed.is_none() && dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
@@ -259,6 +286,15 @@ impl InboxLog {
         };
         dedupe.clear_memtable();
         let replay_from = dedupe.replay_from();
+        let mut history = match history {
+            Some(h) => h,
+            None => HistoryRuns::open(&dir.join("history")).map_err(|e| StoreError::Io(format!("history runs: {e}")))?,
+        };
+        if let Some(old) = readers_of {
+            history.share_readers_of(&old);
+        }
+        history.clear_memtable();
+        let history_from = history.replay_from();
         let mut me = Self {
             dir: dir.to_path_buf(),
             segment_bytes,
@@ -274,15 +310,21 @@ impl InboxLog {
             committed: end,
             len,
             dedupe,
+            history,
+            pending_history: Vec::new(),
             clock,
         };
         for (pos, bytes) in recovery.frames.into_iter().filter(|(p, _)| *p < end) {
             let frame = decode(&bytes)?;
-            if matches!(frame, Frame::Seen { .. }) && pos < replay_from {
-                continue;
+            match frame {
+                Frame::Seen { .. } if pos < replay_from => continue,
+                Frame::History { .. } if pos < history_from => continue,
+                _ => {}
             }
             me.apply(&frame, Body::Logged(pos), bytes.len() as u64);
         }
+        let replayed = std::mem::take(&mut me.pending_history);
+        me.history.insert(replayed);
         me.publish();
         Ok(me)
     }
@@ -292,7 +334,8 @@ impl InboxLog {
     /// error may still have become durable).
     pub fn reload(&mut self, committed: Option<Position>) -> Result<(), StoreError> {
         let dedupe = std::mem::replace(&mut self.dedupe, Dedupe::detached());
-        *self = Self::open_counted(&self.dir, committed, self.segment_bytes, self.len.clone(), Some(dedupe), self.clock.clone())?;
+        let history = std::mem::replace(&mut self.history, HistoryRuns::detached());
+        *self = Self::open_counted(&self.dir, committed, self.segment_bytes, self.len.clone(), Some(dedupe), Some(history), self.clock.clone())?;
         Ok(())
     }
 
@@ -323,6 +366,25 @@ impl InboxLog {
     #[cfg(test)]
     pub fn settle_dedupe(&mut self) {
         self.dedupe.maintain(self.clock.now_ms(), self.committed, self.log.current_segment(), true).unwrap();
+    }
+
+    /// Records message `n` of conversation `key` (`account\0conversation`), kept while it is
+    /// among the conversation's newest `size` (see [`HistoryRuns`]); readers see it once this
+    /// batch commits.
+    pub fn record_history(&mut self, key: &str, n: u64, size: u32, entry: &HistoryEntry) {
+        let entry = serde_json::value::to_raw_value(entry).expect("entries serialize");
+        self.record(Frame::History { key: key.to_string(), n, size, entry });
+    }
+
+    /// A handle for reading the history from other threads (it stays valid across reloads).
+    pub fn history_reader(&self) -> HistoryReader {
+        self.history.reader()
+    }
+
+    /// Finishes the history runs' background work now (tests).
+    #[cfg(test)]
+    pub fn settle_history(&mut self) {
+        self.history.maintain(self.clock.now_ms(), self.committed, self.log.current_segment(), true).unwrap();
     }
 
     /// The counter [`Self::len`] readers share.
@@ -461,6 +523,8 @@ impl InboxLog {
                 }
             }
             Frame::Seen { key, expires_at_ms } => self.dedupe.insert(key, *expires_at_ms),
+            // Published after the commit (live) or after the replay (at open).
+            Frame::History { key, n, size, entry } => self.pending_history.push((key.clone(), *n, Kept { size: *size, entry: Arc::from(entry.clone()) })),
         }
     }
 
@@ -654,13 +718,20 @@ impl InboxLog {
             self.committed = end;
         }
         self.publish();
+        let committed_history = std::mem::take(&mut self.pending_history);
+        self.history.insert(committed_history);
         self.prune_names();
         let segment = self.log.current_segment();
         if let Err(e) = self.dedupe.maintain(self.clock.now_ms(), self.committed, segment, false) {
             // The keys stay in the memtable and the log; retried at the next commit.
             tracing::warn!(error = %e, "dedupe run housekeeping failed");
         }
-        let keep = self.live.keys().next().copied().unwrap_or(segment).min(self.dedupe.keep_segment().unwrap_or(segment));
+        if let Err(e) = self.history.maintain(self.clock.now_ms(), self.committed, segment, false) {
+            tracing::warn!(error = %e, "history run housekeeping failed");
+        }
+        let keep = self.live.keys().next().copied().unwrap_or(segment)
+            .min(self.dedupe.keep_segment().unwrap_or(segment))
+            .min(self.history.keep_segment().unwrap_or(segment));
         if let Err(e) = self.log.drop_before(keep) {
             // Harmless: the segments are dropped at the next commit or start.
             tracing::warn!(error = %e, "could not delete old inbox log segments");

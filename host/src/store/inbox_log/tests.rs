@@ -196,6 +196,8 @@ fn an_event_left_unacked_does_not_pin_the_log() {
     for id in 2..2_000u64 {
         log.put(row(id, "busy"));
         log.mark_seen(&format!("acct\0{id}"), u64::MAX);
+        let entry = HistoryEntry::outbound(format!("m{id}"), Some(format!("text {id}")), id);
+        log.record_history(&format!("acct\0c{}", id % 7), id / 7, 5, &entry);
         let req = ClaimRequest { conversation: Some("busy".into()), ..claim_req(1, "w") };
         let (claim, _) = log.claim(&req, 10_000, || { token += 1; Ok(token) }).unwrap();
         let ids: Vec<String> = claim.events.iter().map(|e| e.id.clone()).collect();
@@ -218,6 +220,17 @@ fn an_event_left_unacked_does_not_pin_the_log() {
         assert_eq!(reopened.seen(&format!("acct\0{id}")).unwrap(), Some(u64::MAX), "key {id} survives in runs or the log");
     }
     assert!(std::fs::read_dir(path.join("dedupe")).unwrap().count() < 12, "runs were merged");
+    // History: each conversation's newest five, whether in runs, the log or both.
+    log.settle_history();
+    for reopened in [false, true] {
+        let reader = if reopened { InboxLog::open(&path, Some(log.committed()), segment).unwrap().history_reader() } else { log.history_reader() };
+        for c in 0..7u64 {
+            let last = (2..2_000u64).filter(|id| id % 7 == c).max().unwrap() / 7;
+            let got: Vec<u64> = reader.entries(&format!("acct\0c{c}"), last - 4, last + 1).unwrap().iter().map(|e| e.at_ms / 7).collect();
+            assert_eq!(got, (last - 4..=last).rev().collect::<Vec<_>>(), "conversation {c}, reopened: {reopened}");
+        }
+    }
+    assert!(std::fs::read_dir(path.join("history")).unwrap().count() < 12, "history runs were merged");
 }
 
 #[test]

@@ -35,8 +35,8 @@ pub fn export(path: &Path, mut emit: impl FnMut(ExportRecord) -> std::io::Result
     for r in txn.open_table(INBOX)?.iter()? {
         out(ExportRecord::Inbox { row: tables::decode("inbox", r?.1.value())? })?;
     }
-    if let Some(end) = super::inbox::read_log_end(&txn)? {
-        let log = InboxLog::open(&InboxLog::dir_for(path), Some(end), crate::store::inbox_log::SEGMENT_BYTES)?;
+    let log = super::inbox::read_log_end(&txn)?.map(|end| InboxLog::open(&InboxLog::dir_for(path), Some(end), crate::store::inbox_log::SEGMENT_BYTES)).transpose()?;
+    if let Some(log) = &log {
         for row in log.rows()? {
             out(ExportRecord::Inbox { row })?;
         }
@@ -81,10 +81,25 @@ pub fn export(path: &Path, mut emit: impl FnMut(ExportRecord) -> std::io::Result
             last_activity_ms: state["last_activity_ms"].as_u64(),
         })?;
     }
+    // A store not opened since the history moved to the log still has it here; the log's is
+    // read below, by the conversations' rings.
     for r in txn.open_table(HISTORY)?.iter()? {
         let (k, v) = r?;
         let (account, conversation) = split(k.value().0);
         out(ExportRecord::History { account, conversation, entry: tables::decode("history", v.value())? })?;
+    }
+    if let Some(log) = &log {
+        let reader = log.history_reader();
+        for r in txn.open_table(CONVERSATIONS)?.iter()? {
+            let (k, v) = r?;
+            let Some(ring) = tables::decode::<super::history::ConversationState>("conversations", v.value())?.ring else { continue };
+            let (account, conversation) = split(k.value());
+            let mut entries = reader.entries(k.value(), ring.next.saturating_sub(ring.size), ring.next).map_err(|e| StoreError::Io(format!("history runs: {e}")))?;
+            entries.reverse();
+            for entry in entries {
+                out(ExportRecord::History { account: account.clone(), conversation: conversation.clone(), entry })?;
+            }
+        }
     }
     for r in txn.open_table(PLUGIN_KV)?.iter()? {
         let (k, v) = r?;

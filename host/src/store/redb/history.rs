@@ -7,7 +7,7 @@ use crate::store::history::*;
 use super::tables::{self, HISTORY, key2};
 use super::{RedbStore, StoreError};
 use super::shared::HotTables;
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 /// A conversation's row in CONVERSATIONS: everything the host remembers of it between
@@ -130,6 +130,7 @@ pub(super) fn count_entries_once(txn: &redb::WriteTransaction) -> Result<(), Sto
 /// its session on, in `state` (the caller saves it, once, with its own changes).
 pub(super) fn record(
     t: &mut HotTables<'_>,
+    inbox: &mut crate::store::inbox_log::InboxLog,
     account: &str,
     conversation: &str,
     state: &mut ConversationState,
@@ -167,62 +168,111 @@ pub(super) fn record(
 
     entry.seq = t.next_counter("history_seq")?;
     entry.session = state.session;
-    // History is a ring of `limit` slots per conversation, keyed (conversation, slot): a new
-    // message overwrites the oldest in place, one B-tree leaf, where appending and trimming
-    // touched two and scanned for the oldest.
+    // Message `ring.next` of the conversation goes to the inbox log and the history runs
+    // (`store/history_runs.rs`), not to a B-tree; a retention changed since the last message
+    // only moves the window readers keep (`next - size .. next`).
     let size = opts.limit.max(1) as u64;
-    let mut ring = match state.ring {
-        Some(r) if r.size == size => r,
-        // First message since the retention changed (or since the sequence-keyed layout).
-        _ => relayout(&mut t.history, &key, size)?,
-    };
-    t.history.insert((key.as_str(), ring.next % size), tables::encode(&entry).as_slice())?;
+    let mut ring = state.ring.unwrap_or_default();
+    ring.size = size;
+    inbox.record_history(&key, ring.next, size.min(u32::MAX as u64) as u32, &entry);
     ring.next += 1;
     state.ring = Some(ring);
     Ok(())
 }
 
-/// Lays a conversation's history out again as a ring of `size` slots: its newest `size`
-/// entries, oldest in slot 0; the rest deleted.
-fn relayout(h: &mut redb::Table<'_, (&'static str, u64), &'static [u8]>, key: &str, size: u64) -> Result<Ring, StoreError> {
-    let all = (key, 0)..=(key, u64::MAX);
-    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
-    for r in h.range(all.clone())? {
-        let (_, v) = r?;
-        let entry: HistoryEntry = tables::decode("history", v.value())?;
-        entries.push((entry.seq, v.value().to_vec()));
-    }
-    h.retain_in(all, |_, _| false)?;
-    entries.sort_by_key(|(seq, _)| *seq);
-    let keep = &entries[entries.len().saturating_sub(size as usize)..];
-    for (slot, (_, bytes)) in keep.iter().enumerate() {
-        h.insert((key, slot as u64), bytes.as_slice())?;
-    }
-    Ok(Ring { size, next: keep.len() as u64 })
-}
-
-
 impl RedbStore {
-    /// The conversation's kept messages, newest first, at most `limit`.
+    /// The conversation's kept messages, newest first, at most `limit`: the entries its row's
+    /// ring says are kept, from the history runs.
     pub fn history(&self, account: &str, conversation: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let key = key2(account, conversation);
         let txn = self.read()?;
-        let t = txn.open_table(HISTORY)?;
-        // A ring (see `record`): slots are not in time order; sequence numbers are.
-        let mut out = Vec::new();
-        for r in t.range((key.as_str(), 0)..=(key.as_str(), u64::MAX))? {
-            out.push(tables::decode::<HistoryEntry>("history", r?.1.value())?);
-        }
-        out.sort_by_key(|e| std::cmp::Reverse(e.seq));
+        let row = txn.open_table(super::tables::CONVERSATIONS)?;
+        let Some(ring) = row.get(key.as_str())?.map(|v| tables::decode::<ConversationState>("conversations", v.value())).transpose()?.and_then(|s| s.ring) else {
+            return Ok(Vec::new());
+        };
+        let mut out = self.history.entries(&key, ring.next.saturating_sub(ring.size), ring.next).map_err(|e| StoreError::Io(format!("history runs: {e}")))?;
         out.truncate(limit);
         Ok(out)
     }
+}
+
+/// Moves the `history` table's entries (what stores kept before the history runs, and what
+/// backups keep) into the inbox log, numbering each conversation's entries by its row's ring
+/// (or, for rows from before the ring, by sequence), in one commit that also empties the
+/// table. Returns how many moved.
+pub(super) fn migrate_history(db: &redb::Database, inbox: &mut crate::store::inbox_log::InboxLog) -> Result<usize, StoreError> {
+    let txn = db.begin_write()?;
+    let mut by_conversation: std::collections::BTreeMap<String, Vec<HistoryEntry>> = Default::default();
+    for r in txn.open_table(HISTORY)?.iter()? {
+        let (k, v) = r?;
+        by_conversation.entry(k.value().0.to_string()).or_default().push(tables::decode("history", v.value())?);
+    }
+    if by_conversation.is_empty() {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    {
+        let mut rows = txn.open_table(super::tables::CONVERSATIONS)?;
+        for (key, mut entries) in by_conversation {
+            let mut state: ConversationState = match rows.get(key.as_str())? {
+                Some(v) => tables::decode("conversations", v.value())?,
+                None => ConversationState::default(),
+            };
+            entries.sort_by_key(|e| e.seq);
+            let ring = state.ring.unwrap_or(Ring { size: entries.len() as u64, next: entries.len() as u64 });
+            let keep = entries.len().min(ring.size.max(1) as usize).min(ring.next as usize);
+            let first = ring.next - keep as u64;
+            for (i, entry) in entries.into_iter().rev().take(keep).rev().enumerate() {
+                inbox.record_history(&key, first + i as u64, ring.size.max(1).min(u32::MAX as u64) as u32, &entry);
+                moved += 1;
+            }
+            state.ring = Some(ring);
+            rows.insert(key.as_str(), tables::encode(&state).as_slice())?;
+        }
+    }
+    txn.open_table(HISTORY)?.retain(|_, _| false)?;
+    super::inbox::commit_with_log(txn, inbox)?;
+    Ok(moved)
+}
+
+/// Writes the history `reader` holds for every conversation row of `db` into its `history`
+/// table, keyed (conversation, n mod size) as the ring kept it (a backup's copy; its next open
+/// moves them back with [`migrate_history`]). Returns how many.
+pub(super) fn fold_history(db: &redb::Database, reader: &crate::store::history_runs::HistoryReader) -> Result<usize, StoreError> {
+    let mut rings = Vec::new();
+    {
+        let txn = db.begin_read()?;
+        for r in txn.open_table(super::tables::CONVERSATIONS)?.iter()? {
+            let (k, v) = r?;
+            if let Some(ring) = tables::decode::<ConversationState>("conversations", v.value())?.ring {
+                rings.push((k.value().to_string(), ring));
+            }
+        }
+    }
+    let mut n = 0;
+    for chunk in rings.chunks(10_000) {
+        let txn = db.begin_write()?;
+        {
+            let mut h = txn.open_table(HISTORY)?;
+            for (key, ring) in chunk {
+                let entries = reader.entries(key, ring.next.saturating_sub(ring.size), ring.next).map_err(|e| StoreError::Io(format!("history runs: {e}")))?;
+                for (i, entry) in entries.iter().enumerate() {
+                    let slot = (ring.next - 1 - i as u64) % ring.size.max(1);
+                    h.insert((key.as_ref(), slot), tables::encode(entry).as_slice())?;
+                    n += 1;
+                }
+            }
+        }
+        txn.commit()?;
+    }
+    Ok(n)
 }
 
 /// Records a message just enqueued in its conversation's history; `state` is the
 /// conversation's row as the enqueue read it (saved here).
 pub(super) fn record_outbound(
     t: &mut HotTables<'_>,
+    inbox: &mut crate::store::inbox_log::InboxLog,
     row: &crate::store::OutboxRow,
     state: &mut ConversationState,
     now: u64,
@@ -230,7 +280,7 @@ pub(super) fn record_outbound(
 ) -> Result<(), StoreError> {
     let key = key2(&row.account, &row.conversation);
     let entry = HistoryEntry::outbound(row.id.clone(), row.history_text(), now);
-    record(t, &row.account, &row.conversation, state, entry, now, opts)?;
+    record(t, inbox, &row.account, &row.conversation, state, entry, now, opts)?;
     state.save(t, &key)
 }
 
@@ -239,7 +289,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::{IngestOptions, IngestRequest, Ingested, StoreOptions};
-    use redb::ReadableTableMetadata;
+    use redb::{Database, ReadableTableMetadata};
     use std::sync::Arc;
 
     fn message(id: &str) -> IngestRequest {
@@ -320,36 +370,69 @@ mod tests {
         store.close().await;
     }
 
-    /// History written before the ring (keyed by sequence number, no ring in the conversation
-    /// row) is laid out as a ring on the conversation's next message: newest kept, in order.
+    /// History kept in the `history` table (before the history runs: sequence-keyed rows
+    /// from before the ring, or a ring of slots; and what a backup keeps) moves into the log
+    /// when the store opens, numbered by the ring, and reads the same before and after; it
+    /// survives restarts (replayed, then from runs) and goes back into a backup's table.
     #[tokio::test]
-    async fn a_sequence_keyed_history_becomes_a_ring_on_the_next_message() {
+    async fn history_in_the_old_table_moves_to_the_log_and_survives_restarts_and_backups() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("s.redb"), Arc::new(ManualClock::new(10_000)), StoreOptions::default()).unwrap();
+        let path = dir.path().join("s.redb");
+        let clock = Arc::new(ManualClock::new(10_000));
+        let open = || RedbStore::open(&path, clock.clone(), StoreOptions::default()).unwrap();
+        let store = open();
         store
             .write(|txn| {
-                let key = key2("a", "c1");
                 let mut h = txn.open_table(HISTORY)?;
+                let old = |seq: u64| HistoryEntry { seq, text: Some(format!("old {seq}")), ..HistoryEntry::outbound(format!("m{seq}"), None, 5_000) };
+                // c1: keyed by sequence number, no ring in its row.
+                let c1 = key2("a", "c1");
                 for seq in 100..105 {
-                    let entry = HistoryEntry { seq, text: Some(format!("old {seq}")), ..HistoryEntry::outbound(format!("m{seq}"), None, 5_000) };
-                    h.insert((key.as_str(), seq), tables::encode(&entry).as_slice())?;
+                    h.insert((c1.as_str(), seq), tables::encode(&old(seq)).as_slice())?;
                 }
                 let old_row = serde_json::json!({ "last_inbound_ms": 5_000, "session": 1, "last_activity_ms": 5_000 });
-                txn.open_table(super::super::tables::CONVERSATIONS)?.insert(key.as_str(), tables::encode(&old_row).as_slice())?;
-                txn.open_table(super::super::tables::META)?.insert("history_seq", 104)?;
+                let mut rows = txn.open_table(super::super::tables::CONVERSATIONS)?;
+                rows.insert(c1.as_str(), tables::encode(&old_row).as_slice())?;
+                // c2: a ring of three slots that has taken seven messages (slot = n mod 3).
+                let c2 = key2("a", "c2");
+                for (slot, seq) in [(0, 206), (1, 204), (2, 205)] {
+                    h.insert((c2.as_str(), slot), tables::encode(&old(seq)).as_slice())?;
+                }
+                let ring_row = ConversationState { session: 1, ring: Some(Ring { size: 3, next: 7 }), ..Default::default() };
+                rows.insert(c2.as_str(), tables::encode(&ring_row).as_slice())?;
+                txn.open_table(super::super::tables::META)?.insert("history_seq", 206)?;
                 Ok(())
             })
             .await
             .unwrap();
+        store.close().await;
+        drop(store);
+        let store = open();
+        assert_eq!(store.read().unwrap().open_table(HISTORY).unwrap().len().unwrap(), 0, "moved out of the table");
+        let texts = |v: Vec<HistoryEntry>| v.into_iter().map(|e| e.text.unwrap()).collect::<Vec<_>>();
+        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), ["old 104", "old 103", "old 102", "old 101", "old 100"]);
+        assert_eq!(texts(store.history("a", "c2", 10).unwrap()), ["old 206", "old 205", "old 204"]);
         let h = HistoryOptions { limit: 3, session_timeout_ms: 60_000, max_open_sessions: 10 };
         let opts = IngestOptions { history: Some(h), ..Default::default() };
         store.ingest_with(message("e1"), opts.clone()).await.unwrap();
-        let texts = |v: Vec<HistoryEntry>| v.into_iter().map(|e| e.text.unwrap()).collect::<Vec<_>>();
-        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), ["text e1", "old 104", "old 103"]);
+        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), ["text e1", "old 104", "old 103"], "the retention now 3");
         store.ingest_with(message("e2"), opts).await.unwrap();
-        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), ["text e2", "text e1", "old 104"]);
-        let rows = store.read().unwrap().open_table(HISTORY).unwrap().len().unwrap();
-        assert_eq!(rows, 3, "the sequence-keyed rows are gone, three slots remain");
+        let want = ["text e2", "text e1", "old 104"];
+        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), want);
+        assert_eq!(texts(store.history("a", "c1", 2).unwrap()), want[..2]);
         store.close().await;
+        drop(store);
+        let store = open();
+        assert_eq!(texts(store.history("a", "c1", 10).unwrap()), want, "replayed from the log");
+        assert_eq!(texts(store.history("a", "c2", 10).unwrap()), ["old 206", "old 205", "old 204"]);
+        let copy = dir.path().join("copy.redb");
+        store.backup_to(&copy).await.unwrap();
+        store.close().await;
+        let rows = Database::open(&copy).unwrap().begin_read().unwrap().open_table(HISTORY).unwrap().len().unwrap();
+        assert_eq!(rows, 6, "the backup carries the history in its table");
+        let restored = RedbStore::open(&copy, clock.clone(), StoreOptions::default()).unwrap();
+        assert_eq!(texts(restored.history("a", "c1", 10).unwrap()), want);
+        assert_eq!(texts(restored.history("a", "c2", 10).unwrap()), ["old 206", "old 205", "old 204"]);
+        restored.close().await;
     }
 }

@@ -128,7 +128,7 @@ pub(super) fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts:
             effects.approved_calls.extend(approved);
             effects.approvals_resolved += resolved;
         }
-        let t = shared.tables()?;
+        let (inbox, t) = shared.inbox_and_tables()?;
         let id = t.next_counter("inbox_seq")?;
         if matches!(event.kind, EventKind::Message | EventKind::Reaction) {
             // The conversation's row is read and written once per event: the 24-hour window,
@@ -141,7 +141,7 @@ pub(super) fn ingest_in(shared: &mut SharedTables<'_>, req: IngestRequest, opts:
             state.last_inbound_ms = Some(state.last_inbound_ms.map_or(now, |t| t.max(now)));
             if let Some(h) = &opts.history {
                 let entry = HistoryEntry::inbound(&event, id, now);
-                history::record(t, &req.account, &event.conversation, &mut state, entry, now, h)?;
+                history::record(t, inbox, &req.account, &event.conversation, &mut state, entry, now, h)?;
             }
             state.save(t, &key)?;
         }

@@ -52,6 +52,8 @@ pub struct RedbStore {
     opts: Arc<StoreOptions>,
     /// Events in the pull inbox as of the last commit (the inbox itself is the writer's).
     inbox_len: Arc<AtomicU64>,
+    /// Conversation history as of the last commit (its runs and memtable are the writer's).
+    history: crate::store::history_runs::HistoryReader,
 }
 
 /// Opens (or creates) the redb file with the store's settings.
@@ -79,10 +81,15 @@ impl RedbStore {
         if moved > 0 {
             tracing::info!(keys = moved, "moved webhook dedupe keys from the database into the inbox log");
         }
+        let moved = history::migrate_history(&db, &mut inbox)?;
+        if moved > 0 {
+            tracing::info!(entries = moved, "moved conversation history from the database into the inbox log");
+        }
         let inbox_len = inbox.len_handle();
+        let history = inbox.history_reader();
         let db = Arc::new(ArcSwapOption::new(Some(db)));
         let writer = Writer::start(db.clone(), inbox, path.to_path_buf(), opts.max_batch, opts.cache_bytes);
-        Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts), inbox_len })
+        Ok(Self { db, path: Arc::new(path.to_path_buf()), writer, clock, opts: Arc::new(opts), inbox_len, history })
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -183,6 +183,7 @@ fn fold_inbox(db: &Database, log_dir: &Path) -> Result<(), StoreError> {
         Ok(())
     })?;
     write_chunk(&mut chunk)?;
+    super::history::fold_history(db, &log.history_reader())?;
     let rows = log.rows()?;
     let txn = db.begin_write()?;
     super::inbox::write_tables(&txn, &rows)?;

@@ -223,7 +223,8 @@ fn enqueue_in(shared: &mut SharedTables<'_>, msg: NewMessage, id: String, now: u
     }
     let row = insert_in(t, msg, id, now)?;
     if let (Some(h), Some(state)) = (&history, state.as_mut()) {
-        history::record_outbound(t, &row, state, now, h)?;
+        let (inbox, t) = shared.inbox_and_tables()?;
+        history::record_outbound(t, inbox, &row, state, now, h)?;
     }
     Ok(EnqueueOutcome::Created(row))
 }

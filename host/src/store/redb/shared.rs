@@ -9,7 +9,7 @@
 //! transaction), so a batch that mixes kinds is correct and only the runs of these share.
 
 use super::tables::{
-    CONV_QUEUE, CONVERSATIONS, HISTORY, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, META, OUTBOX, OUTBOX_BY_PROVIDER,
+    CONV_QUEUE, CONVERSATIONS, IDEMPOTENCY, IDEMPOTENCY_EXPIRY, META, OUTBOX, OUTBOX_BY_PROVIDER,
     OUTBOX_DUE, SESSION_ACTIVITY,
 };
 use crate::store::StoreError;
@@ -20,7 +20,6 @@ use redb::{ReadableTable, Table, WriteTransaction};
 pub(super) struct HotTables<'t> {
     pub conversations: Table<'t, &'static str, &'static [u8]>,
     pub session_activity: Table<'t, (&'static str, u64, &'static str), ()>,
-    pub history: Table<'t, (&'static str, u64), &'static [u8]>,
     pub meta: Table<'t, &'static str, u64>,
     pub outbox: Table<'t, &'static str, &'static [u8]>,
     pub outbox_due: Table<'t, (u8, u64, &'static str), ()>,
@@ -108,7 +107,6 @@ impl<'t> SharedTables<'t> {
             self.open = Some(HotTables {
                 conversations: txn.open_table(CONVERSATIONS)?,
                 session_activity: txn.open_table(SESSION_ACTIVITY)?,
-                history: txn.open_table(HISTORY)?,
                 meta: txn.open_table(META)?,
                 outbox: txn.open_table(OUTBOX)?,
                 outbox_due: txn.open_table(OUTBOX_DUE)?,
