@@ -546,13 +546,15 @@ impl HistoryRuns {
     }
 
     /// Adds committed (or replayed) entries: (`account\0conversation`, n, the message). An
-    /// entry the new one pushes out of its conversation's retention leaves the memtable at
-    /// once, so a busy conversation holds at most its retention here.
+    /// entry a retention's worth older than one pushed out of it leaves the memtable at once,
+    /// so a busy conversation holds at most twice its retention here. (Not the one just
+    /// pushed out: a reader that read the conversation's row a commit or more ago still wants
+    /// it.)
     pub fn insert(&mut self, entries: impl IntoIterator<Item = (String, u64, Kept)>) {
         let mut s = self.shared.write().expect("history lock");
         for (key, n, kept) in entries {
             let cost = key.len() + kept.entry.get().len() + 64;
-            if let Some(old) = n.checked_sub(u64::from(kept.size.max(1)))
+            if let Some(old) = n.checked_sub(2 * u64::from(kept.size.max(1)))
                 && let Some(gone) = s.memtable.remove(&(key.clone(), old))
             {
                 self.memtable_bytes = self.memtable_bytes.saturating_sub(key.len() + gone.entry.get().len() + 64);
