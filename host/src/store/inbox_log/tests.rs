@@ -45,6 +45,8 @@ enum Op {
     Tick(u16),
     /// A webhook dedupe key (one of a few, so keys are seen again).
     Seen(u8),
+    /// A message in one of three conversations' history (retention 3).
+    History(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Commit),
         1 => (0..40_000u16).prop_map(Op::Tick),
         3 => (0..40u8).prop_map(Op::Seen),
+        3 => (0..3u8).prop_map(Op::History),
     ]
 }
 
@@ -71,6 +74,8 @@ proptest! {
         let (mut now, mut next_id, mut token) = (10_000u64, 1u64, 0u64);
         let mut claims: Vec<(String, Vec<String>)> = Vec::new();
         let (mut seen, mut committed_seen): (HashMap<String, u64>, HashMap<String, u64>) = (HashMap::new(), HashMap::new());
+        // Messages per conversation recorded so far.
+        let mut said = [0u64; 3];
         for op in ops {
             match op {
                 Op::Put(c) => {
@@ -91,10 +96,19 @@ proptest! {
                 Op::Commit => {
                     let end = commit(&mut log);
                     committed_seen.clone_from(&seen);
+                    let committed_said = said;
                     // A second instance must not race the first one's run writing.
                     log.settle_dedupe();
+                    log.settle_history();
                     let reopened = InboxLog::open(&path, Some(end), 4096).unwrap();
                     prop_assert_eq!(snapshot(&reopened), snapshot(&log));
+                    for (c, &next) in committed_said.iter().enumerate() {
+                        let key = format!("acct\0c{c}");
+                        let window = |l: &InboxLog| l.history_reader().entries(&key, next.saturating_sub(3), next).unwrap().into_iter().map(|e| e.id).collect::<Vec<_>>();
+                        let want: Vec<String> = (next.saturating_sub(3)..next).rev().map(|n| format!("{c}-{n}")).collect();
+                        prop_assert_eq!(window(&reopened), want.clone(), "reopened, conversation {}", c);
+                        prop_assert_eq!(window(&log), want, "live, conversation {}", c);
+                    }
                     for (k, exp) in &committed_seen {
                         prop_assert_eq!(reopened.seen(k).unwrap(), Some(*exp), "key {}", k);
                         prop_assert_eq!(log.seen(k).unwrap(), Some(*exp), "key {}", k);
@@ -102,6 +116,12 @@ proptest! {
                     drop(reopened);
                 }
                 Op::Tick(ms) => now += u64::from(ms),
+                Op::History(c) => {
+                    let c = c as usize;
+                    let entry = HistoryEntry::outbound(format!("{c}-{}", said[c]), None, now);
+                    log.record_history(&format!("acct\0c{c}"), said[c], 3, &entry);
+                    said[c] += 1;
+                }
                 Op::Seen(n) => {
                     let (key, exp) = (format!("acct\0wamid.{n}"), u64::MAX - u64::from(n) * 1000 - now);
                     log.mark_seen(&key, exp);
