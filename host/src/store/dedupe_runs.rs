@@ -8,7 +8,7 @@
 //! keys reach disk in sorted runs written whole, off the writer's thread.
 //!
 //! **Lookup.** The memtable, then the frozen memtable being written, then the runs newest
-//! first; a run is read (one block of [`BLOCK`] entries, found by binary search of a sparse
+//! first; a run is read (one block of [`BLOCK`](super::runs::BLOCK) entries, found by binary search of a sparse
 //! index in memory) only when its filter says the key may be in it (~1 % of misses).
 //! Entries keep the whole key, not only its 128-bit fingerprint, so a lookup is exact and an
 //! export can give keys back.
@@ -25,39 +25,27 @@
 //! crash between writing it and deleting them leaves nothing counted twice: open deletes them.
 
 use super::log::Position;
+use super::runs::{self, CrcReader, Job, RunFile, SparseIndex as RunBuilder, bad, io_at};
+#[cfg(test)]
+use super::runs::FANOUT;
 use fastbloom::BloomFilter;
 use sha2::{Digest, Sha256};
 use std::collections::{BinaryHeap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 /// Keys in the memtable before it is written as a run.
 pub const MEMTABLE_KEYS: usize = 65_536;
-/// Runs of one size tier merged at a time; tiers grow by this factor.
-const FANOUT: usize = 4;
-/// Entries per block of a run's sparse index.
-const BLOCK: u64 = 64;
 const MAGIC: &[u8; 8] = b"SBDEDUP1";
-/// Bloom filter false-positive rate (each one costs a block read).
-const FALSE_POS: f64 = 0.01;
 
 /// The 128-bit fingerprint runs are sorted and filtered by (the first bytes of the key's
 /// SHA-256: stable across builds, uniform, so its low bits feed the filter directly).
 pub fn fingerprint(key: &str) -> u128 {
     let d = Sha256::digest(key.as_bytes());
     u128::from_le_bytes(d[..16].try_into().expect("16 bytes"))
-}
-
-fn io_at(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-fn bad(path: &Path, why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
 }
 
 /// One run's entry.
@@ -81,15 +69,15 @@ struct Header {
 
 const TRAILER: u64 = 8 + 8 + 4;
 
+const EXT: &str = "dedupe";
+
 fn run_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("run-{seq:020}.dedupe"))
+    runs::run_path(dir, seq, EXT)
 }
 
 /// Streams a run's entries in order, checking its count and checksum at the end.
 struct RunReader {
-    path: PathBuf,
-    r: BufReader<File>,
-    crc: crc32fast::Hasher,
+    rd: CrcReader,
     /// Entry bytes not read yet.
     left: u64,
     header: Header,
@@ -98,36 +86,20 @@ struct RunReader {
 
 impl RunReader {
     fn open(path: &Path) -> io::Result<Self> {
-        let f = File::open(path).map_err(|e| io_at(path, e))?;
-        let len = f.metadata()?.len();
-        let mut me = Self { path: path.to_path_buf(), r: BufReader::with_capacity(1 << 16, f), crc: crc32fast::Hasher::new(), left: 0, header: Header::default(), seen: 0 };
-        let mut magic = [0u8; 8];
-        me.read(&mut magic)?;
-        if &magic != MAGIC {
-            return Err(bad(path, "not a dedupe run"));
-        }
-        let expected = me.u64()?;
-        let covers = Position { segment: me.u64()?, offset: me.u64()? };
-        let n = me.u64()?;
-        if n > 1 << 20 {
-            return Err(bad(path, "damaged header"));
-        }
-        let inputs = (0..n).map(|_| me.u64()).collect::<io::Result<_>>()?;
+        let (rd, len) = CrcReader::open(path)?;
+        let mut me = Self { rd, left: 0, header: Header::default(), seen: 0 };
+        let runs::RunHead { expected, covers, inputs } = runs::RunHead::read(&mut me.rd, MAGIC, "dedupe run")?;
         me.header = Header { expected, covers, inputs, count: 0, max_expiry: 0 };
         me.left = len.checked_sub(header_len(&me.header) + TRAILER).ok_or_else(|| bad(path, "truncated"))?;
         Ok(me)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.r.read_exact(buf).map_err(|e| if e.kind() == io::ErrorKind::UnexpectedEof { bad(&self.path, "truncated") } else { io_at(&self.path, e) })?;
-        self.crc.update(buf);
-        Ok(())
+        self.rd.read(buf)
     }
 
     fn u64(&mut self) -> io::Result<u64> {
-        let mut b = [0u8; 8];
-        self.read(&mut b)?;
-        Ok(u64::from_le_bytes(b))
+        self.rd.u64()
     }
 
     /// The next entry and its length in bytes; `None` after the last (trailer verified, and
@@ -136,10 +108,9 @@ impl RunReader {
         if self.left == 0 {
             self.header.count = self.u64()?;
             self.header.max_expiry = self.u64()?;
-            let mut b = [0u8; 4];
-            self.r.read_exact(&mut b).map_err(|_| bad(&self.path, "truncated"))?;
-            if u32::from_le_bytes(b) != self.crc.clone().finalize() || self.header.count != self.seen {
-                return Err(bad(&self.path, "checksum mismatch"));
+            self.rd.check()?;
+            if self.header.count != self.seen {
+                return Err(bad(&self.rd.path, "checksum mismatch"));
             }
             return Ok(None);
         }
@@ -150,13 +121,13 @@ impl RunReader {
         let len = u16::from_le_bytes(head[24..].try_into().expect("2")) as usize;
         let total = 26 + len as u64;
         if total > self.left {
-            return Err(bad(&self.path, "damaged entry"));
+            return Err(bad(&self.rd.path, "damaged entry"));
         }
         let mut key = vec![0u8; len];
         self.read(&mut key)?;
         self.left -= total;
         self.seen += 1;
-        let key = String::from_utf8(key).map_err(|_| bad(&self.path, "key is not UTF-8"))?;
+        let key = String::from_utf8(key).map_err(|_| bad(&self.rd.path, "key is not UTF-8"))?;
         Ok(Some((Entry { fp, key, expires_at_ms }, total)))
     }
 }
@@ -181,7 +152,7 @@ pub struct Run {
     file: File,
     header: Header,
     filter: BloomFilter,
-    /// First fingerprint and file offset of every [`BLOCK`]-th entry.
+    /// First fingerprint and file offset of every [`BLOCK`](super::runs::BLOCK)-th entry.
     blocks: Vec<(u128, u64)>,
     entries_end: u64,
 }
@@ -189,27 +160,6 @@ pub struct Run {
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Run").field("seq", &self.seq).field("count", &self.header.count).finish()
-    }
-}
-
-/// Builds a run's in-memory part while its entries stream past (written or read).
-struct RunBuilder {
-    filter: BloomFilter,
-    blocks: Vec<(u128, u64)>,
-    n: u64,
-}
-
-impl RunBuilder {
-    fn new(expected: u64) -> Self {
-        Self { filter: BloomFilter::with_false_pos(FALSE_POS).expected_items(expected.max(1) as usize), blocks: Vec::new(), n: 0 }
-    }
-
-    fn add(&mut self, fp: u128, offset: u64) {
-        self.filter.insert_hash(fp as u64);
-        if self.n.is_multiple_of(BLOCK) {
-            self.blocks.push((fp, offset));
-        }
-        self.n += 1;
     }
 }
 
@@ -228,56 +178,33 @@ impl Run {
 
     /// Writes `entries` (sorted by fingerprint, then key; no key twice) as run `seq`.
     fn write(dir: &Path, seq: u64, expected: u64, entries: impl Iterator<Item = io::Result<Entry>>, covers: Position, inputs: Vec<u64>) -> io::Result<Self> {
-        let path = run_path(dir, seq);
-        let tmp = path.with_extension("tmp");
-        let f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(|e| io_at(&tmp, e))?;
-        let mut w = BufWriter::with_capacity(1 << 16, f);
-        let mut crc = crc32fast::Hasher::new();
-        let mut unsynced = 0;
-        let mut put = |w: &mut BufWriter<File>, b: &[u8]| -> io::Result<()> {
-            crc.update(b);
-            w.write_all(b)?;
-            unsynced += b.len();
-            if unsynced >= PACE_CHUNK {
-                unsynced = 0;
-                w.flush()?;
-                w.get_ref().sync_data()?;
-                std::thread::sleep(PACE_PAUSE);
+        let (path, file, (header, b, offset)) = runs::write_run(dir, seq, EXT, |w| {
+            let mut header = Header { expected, covers, inputs, count: 0, max_expiry: 0 };
+            let head = encode_header(&header);
+            w.put(&head)?;
+            let mut offset = head.len() as u64;
+            let mut b = RunBuilder::new(expected);
+            let mut body = Vec::new();
+            for e in entries {
+                let e = e?;
+                b.add(e.fp, offset);
+                body.clear();
+                body.extend_from_slice(&e.fp.to_le_bytes());
+                body.extend_from_slice(&e.expires_at_ms.to_le_bytes());
+                // Keys are `account\0event id`, far below 64 KiB; a longer one is cut (it can
+                // then never match, which only costs a missed duplicate).
+                let key = &e.key.as_bytes()[..e.key.len().min(u16::MAX as usize)];
+                body.extend_from_slice(&(key.len() as u16).to_le_bytes());
+                body.extend_from_slice(key);
+                header.max_expiry = header.max_expiry.max(e.expires_at_ms);
+                offset += body.len() as u64;
+                w.put(&body)?;
             }
-            Ok(())
-        };
-        let mut header = Header { expected, covers, inputs, count: 0, max_expiry: 0 };
-        let head = encode_header(&header);
-        put(&mut w, &head)?;
-        let mut offset = head.len() as u64;
-        let mut b = RunBuilder::new(expected);
-        let mut body = Vec::new();
-        for e in entries {
-            let e = e?;
-            b.add(e.fp, offset);
-            body.clear();
-            body.extend_from_slice(&e.fp.to_le_bytes());
-            body.extend_from_slice(&e.expires_at_ms.to_le_bytes());
-            // Keys are `account\0event id`, far below 64 KiB; a longer one is cut (it can
-            // then never match, which only costs a missed duplicate).
-            let key = &e.key.as_bytes()[..e.key.len().min(u16::MAX as usize)];
-            body.extend_from_slice(&(key.len() as u16).to_le_bytes());
-            body.extend_from_slice(key);
-            header.max_expiry = header.max_expiry.max(e.expires_at_ms);
-            offset += body.len() as u64;
-            put(&mut w, &body)?;
-        }
-        header.count = b.n;
-        put(&mut w, &header.count.to_le_bytes())?;
-        put(&mut w, &header.max_expiry.to_le_bytes())?;
-        drop(put);
-        w.write_all(&crc.finalize().to_le_bytes())?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all().map_err(|e| io_at(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| io_at(&path, e))?;
-        File::open(dir)?.sync_all()?;
-        let file = File::open(&path).map_err(|e| io_at(&path, e))?;
+            header.count = b.n;
+            w.put(&header.count.to_le_bytes())?;
+            w.put(&header.max_expiry.to_le_bytes())?;
+            Ok((header, b, offset))
+        })?;
         Ok(Self { seq, path, file, header, filter: b.filter, blocks: b.blocks, entries_end: offset })
     }
 
@@ -297,31 +224,40 @@ impl Run {
         Ok(parse_block(&buf).find(|(f, _, k)| *f == fp && *k == key.as_bytes()).map(|(_, exp, _)| exp))
     }
 
-    fn tier(&self) -> u32 {
-        let mut n = self.header.count.max(1) / MEMTABLE_KEYS as u64;
-        let mut t = 0;
-        while n >= FANOUT as u64 {
-            n /= FANOUT as u64;
-            t += 1;
-        }
-        t
+}
+
+impl RunFile for Run {
+    fn open(path: &Path, seq: u64) -> io::Result<Self> {
+        Run::open(path, seq)
     }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn inputs(&self) -> &[u64] {
+        &self.header.inputs
+    }
+
+    fn count(&self) -> u64 {
+        self.header.count
+    }
+}
+
+fn head(h: &Header) -> runs::RunHead {
+    runs::RunHead { expected: h.expected, covers: h.covers, inputs: h.inputs.clone() }
 }
 
 fn header_len(h: &Header) -> u64 {
-    8 + 8 * 4 + 8 * h.inputs.len() as u64
+    head(h).len()
 }
 
 fn encode_header(h: &Header) -> Vec<u8> {
-    let mut out = Vec::with_capacity(header_len(h) as usize);
-    out.extend_from_slice(MAGIC);
-    for v in [h.expected, h.covers.segment, h.covers.offset, h.inputs.len() as u64] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in &h.inputs {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    head(h).encode(MAGIC)
 }
 
 /// Merges sorted runs' entries into one sorted stream: a key in several keeps its latest
@@ -369,14 +305,6 @@ fn merged(inputs: &[Arc<Run>], now: u64) -> io::Result<impl Iterator<Item = io::
     }))
 }
 
-/// Work done off the writer's thread: one at a time.
-enum Job {
-    /// Writing the frozen memtable as a run.
-    Flush(JoinHandle<io::Result<Run>>),
-    /// Merging runs (by seq) into one.
-    Merge(JoinHandle<io::Result<Run>>, Vec<u64>),
-}
-
 /// The dedupe keys of the webhook path (see the module docs). Owned by the store's writer.
 pub struct Dedupe {
     dir: PathBuf,
@@ -386,7 +314,7 @@ pub struct Dedupe {
     /// Oldest first.
     runs: Vec<Arc<Run>>,
     next_seq: u64,
-    job: Option<Job>,
+    job: Option<Job<Run>>,
     /// Every key logged before this is in a run.
     floor: Option<Position>,
     /// After a failed flush or merge (a full disk), no new one starts before this time: the
@@ -394,15 +322,6 @@ pub struct Dedupe {
     retry_at_ms: u64,
 }
 
-/// A run is written this many bytes at a time, each piece synced, with a pause after it.
-/// Written in one go and synced at the end, a run of several MB reached the disk as one burst,
-/// and the webhooks' group commits whose sync came behind it waited 4–7 ms: measured with
-/// `bench/ab.sh` (its slow-commit count), paced this way the slow commits under ingest went
-/// from 9 to 4 per 8 s and p99 from 8.0 to 7.1 ms (3 of 3 pairs; on the history-runs branch,
-/// which writes more runs, 21 → 12 and 10.8 → 8.8 ms). It caps a run's writing at ~45 MB/s,
-/// several times what the merges of 30k webhooks a second need.
-const PACE_CHUNK: usize = 256 << 10;
-const PACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How long after a failed flush or merge the next one may start.
 const RETRY_MS: u64 = 5_000;
@@ -411,34 +330,8 @@ impl Dedupe {
     /// Opens the runs in `dir` (created when missing), deleting leftovers of interrupted
     /// writes and runs a merged run replaced.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| io_at(dir, e))?;
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.ends_with(".tmp") {
-                std::fs::remove_file(&path).map_err(|e| io_at(&path, e))?;
-            } else if let Some(seq) = name.strip_prefix("run-").and_then(|n| n.strip_suffix(".dedupe")).and_then(|n| n.parse::<u64>().ok()) {
-                found.push(seq);
-            }
-        }
-        found.sort_unstable();
-        let mut runs = Vec::new();
-        for &seq in &found {
-            match Run::open(&run_path(dir, seq), seq) {
-                Ok(run) => runs.push(Arc::new(run)),
-                // Deleted since the listing: only replaced and expired runs are, by a store
-                // that opened this directory before (see `remove_files`).
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let replaced: std::collections::HashSet<u64> = runs.iter().flat_map(|r| r.header.inputs.iter().copied()).collect();
-        let leftovers = runs.iter().filter(|r| replaced.contains(&r.seq)).map(|r| r.path.clone()).collect();
-        remove_files(leftovers, true)?;
-        runs.retain(|r| !replaced.contains(&r.seq));
+        let (runs, next_seq) = runs::open_dir::<Run>(dir, EXT)?;
         let floor = runs.iter().map(|r| r.header.covers).max();
-        let next_seq = found.last().map_or(1, |s| s + 1);
         Ok(Self { dir: dir.to_path_buf(), memtable: HashMap::new(), frozen: None, runs, next_seq, job: None, floor, retry_at_ms: 0 })
     }
 
@@ -554,14 +447,8 @@ impl Dedupe {
     /// pins at most about one segment of the log). With `wait`, background work is joined
     /// before returning (tests).
     pub fn maintain(&mut self, now: u64, committed: Position, segment: u64, wait: bool) -> io::Result<()> {
-        if let Some(job) = self.job.take() {
-            let finished = match &job {
-                Job::Flush(h) | Job::Merge(h, _) => h.is_finished(),
-            };
-            if !finished && !wait {
-                self.job = Some(job);
-                return Ok(());
-            }
+        if self.job.is_some() {
+            let Some(job) = runs::take_finished(&mut self.job, wait) else { return Ok(()) };
             if !self.install(job, wait)? {
                 self.retry_at_ms = now + RETRY_MS;
             }
@@ -569,7 +456,7 @@ impl Dedupe {
         let now_expired: Vec<usize> = (0..self.runs.len()).filter(|&i| self.runs[i].header.max_expiry <= now).collect();
         let expired: Vec<PathBuf> = now_expired.iter().rev().map(|&i| self.runs.remove(i).path.clone()).collect();
         if !expired.is_empty() {
-            remove_files(expired, wait)?;
+            runs::remove_files(expired, wait)?;
         }
         if now < self.retry_at_ms && !wait {
             return Ok(());
@@ -600,13 +487,13 @@ impl Dedupe {
     }
 
     /// Takes in a finished job's run; `false` when the job failed (logged). With `now`, the
-    /// files it replaces are deleted on this thread (see [`remove_files`]).
-    fn install(&mut self, job: Job, now: bool) -> io::Result<bool> {
+    /// files it replaces are deleted on this thread (see [`runs::remove_files`]).
+    fn install(&mut self, job: Job<Run>, now: bool) -> io::Result<bool> {
         match job {
             Job::Flush(h) => match h.join().expect("dedupe flush panicked") {
                 Ok(run) => {
                     self.floor = self.floor.max(Some(run.header.covers));
-                    drop_elsewhere(self.frozen.take());
+                    runs::drop_elsewhere(self.frozen.take());
                     self.runs.push(Arc::new(run));
                 }
                 // The frozen keys stay (looked up, and retried after `RETRY_MS`).
@@ -618,7 +505,7 @@ impl Dedupe {
             Job::Merge(h, inputs) => match h.join().expect("dedupe merge panicked") {
                 Ok(run) => {
                     self.runs.retain(|r| !inputs.contains(&r.seq));
-                    remove_files(inputs.iter().map(|&seq| run_path(&self.dir, seq)).collect(), now)?;
+                    runs::remove_files(inputs.iter().map(|&seq| run_path(&self.dir, seq)).collect(), now)?;
                     self.runs.push(Arc::new(run));
                     self.runs.sort_by_key(|r| r.seq);
                 }
@@ -631,55 +518,13 @@ impl Dedupe {
         Ok(true)
     }
 
-    /// The [`FANOUT`] oldest runs of the smallest tier that has that many.
     fn merge_candidates(&self) -> Option<Vec<Arc<Run>>> {
-        let mut tiers: std::collections::BTreeMap<u32, Vec<Arc<Run>>> = std::collections::BTreeMap::new();
-        for r in &self.runs {
-            tiers.entry(r.tier()).or_default().push(r.clone());
-        }
-        tiers.into_values().find(|v| v.len() >= FANOUT).map(|mut v| {
-            v.truncate(FANOUT);
-            v
-        })
+        runs::merge_candidates(&self.runs, MEMTABLE_KEYS as u64)
     }
 }
 
-fn spawn(f: impl FnOnce() -> io::Result<Run> + Send + 'static) -> io::Result<JoinHandle<io::Result<Run>>> {
-    std::thread::Builder::new().name("dedupe-runs".into()).spawn(f)
-}
-
-/// Deletes replaced or expired run files: on a thread of its own unless `now` (tests that
-/// settle the runs and then count files). On the store writer's thread an `unlink` of a
-/// multi-megabyte run can wait for the filesystem's journal: measured under ingest (the
-/// history runs of branch `wip/history-runs`, which delete more), 3–10 ms stalls of a group
-/// commit, the webhooks' p99. A file that a crash or a failure leaves behind goes when the
-/// directory is opened next: a merged run names its inputs, and an expired run is expired.
-fn remove_files(paths: Vec<PathBuf>, now: bool) -> io::Result<()> {
-    let remove = move || -> io::Result<()> {
-        for path in &paths {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(path, e)),
-                _ => {}
-            }
-        }
-        Ok(())
-    };
-    if now {
-        return remove();
-    }
-    let spawned = std::thread::Builder::new().name("dedupe-remove".into()).spawn(move || {
-        if let Err(e) = remove() {
-            tracing::warn!(error = %e, "could not delete a replaced dedupe run; it goes at the next start");
-        }
-    });
-    spawned.map(drop)
-}
-
-/// Drops `v` on a thread of its own: a flushed memtable is up to [`MEMTABLE_KEYS`] strings,
-/// and freeing them on the store writer's thread stalled a group commit by ~2 ms. If no
-/// thread can be started, the closure and `v` with it drop here.
-fn drop_elsewhere<T: Send + 'static>(v: T) {
-    let _ = std::thread::Builder::new().name("dedupe-drop".into()).spawn(move || drop(v));
+fn spawn(f: impl FnOnce() -> io::Result<Run> + Send + 'static) -> io::Result<std::thread::JoinHandle<io::Result<Run>>> {
+    runs::spawn("dedupe-runs", f)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! either.
 //!
 //! **Runs.** Entries sorted by (the conversation's 128-bit fingerprint, the conversation,
-//! `n`), a sparse index of every [`BLOCK`]-th entry and a Bloom filter over conversation
+//! `n`), a sparse index of every [`BLOCK`](super::runs::BLOCK)-th entry and a Bloom filter over conversation
 //! fingerprints in memory: a read probes the runs whose filter admits the conversation, one
 //! or two blocks each. Each run records the log position it covers (replay at open starts
 //! there) and, after a merge, the runs it replaced (deleted at open if a crash left them).
@@ -28,36 +28,25 @@
 
 use super::dedupe_runs::fingerprint;
 use super::log::Position;
+use super::runs::{self, CrcReader, Job, RunFile, SparseIndex as RunIndex, bad, io_at};
+#[cfg(test)]
+use super::runs::FANOUT;
 use crate::store::history::HistoryEntry;
 use fastbloom::BloomFilter;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::fs::File;
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
 
 /// Bytes of entries (roughly) in the memtable before it is written as a run.
 pub const MEMTABLE_BYTES: usize = 8 << 20;
-/// Runs of one size tier merged at a time; tiers grow by this factor.
-const FANOUT: usize = 4;
-/// Entries per block of a run's sparse index.
-const BLOCK: u64 = 64;
 const MAGIC: &[u8; 8] = b"SBHIST01";
-const FALSE_POS: f64 = 0.01;
 /// How long after a failed flush or merge the next one may start.
 const RETRY_MS: u64 = 5_000;
 /// Entry head: fingerprint, n, size, key length, value length.
 const HEAD: usize = 16 + 8 + 4 + 2 + 4;
-
-fn io_at(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-fn bad(path: &Path, why: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
-}
 
 /// A message as the memtable keeps it: the retention it was recorded under, and the entry's
 /// JSON as its frame carried it (encoded once, on the writer; decoded only when read).
@@ -111,35 +100,17 @@ impl RunEntry {
 }
 
 /// A run's header: what it covers and which runs it replaced.
-#[derive(Debug, Clone, Default)]
-struct Header {
-    expected: u64,
-    covers: Position,
-    inputs: Vec<u64>,
-}
+type Header = runs::RunHead;
 
-impl Header {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        for v in [self.expected, self.covers.segment, self.covers.offset, self.inputs.len() as u64] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in &self.inputs {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-}
+const EXT: &str = "history";
 
 fn run_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("run-{seq:020}.history"))
+    runs::run_path(dir, seq, EXT)
 }
 
 /// Streams a run's entries in order, verifying the count and checksum at the end.
 struct RunReader {
-    path: PathBuf,
-    r: BufReader<File>,
-    crc: crc32fast::Hasher,
+    rd: CrcReader,
     /// Entry bytes not read yet.
     left: u64,
     header: Header,
@@ -149,59 +120,33 @@ struct RunReader {
 
 impl RunReader {
     fn open(path: &Path) -> io::Result<Self> {
-        let f = File::open(path).map_err(|e| io_at(path, e))?;
-        let len = f.metadata()?.len();
-        let mut me = Self {
-            path: path.to_path_buf(),
-            r: BufReader::with_capacity(1 << 16, f),
-            crc: crc32fast::Hasher::new(),
-            left: 0,
-            header: Header::default(),
-            seen: 0,
-            buf: Vec::new(),
-        };
-        let mut magic = [0u8; 8];
-        me.read(&mut magic)?;
-        if &magic != MAGIC {
-            return Err(bad(path, "not a history run"));
-        }
-        let expected = me.u64()?;
-        let covers = Position { segment: me.u64()?, offset: me.u64()? };
-        let n = me.u64()?;
-        if n > 1 << 20 {
-            return Err(bad(path, "damaged header"));
-        }
-        let inputs = (0..n).map(|_| me.u64()).collect::<io::Result<_>>()?;
-        me.header = Header { expected, covers, inputs };
-        let fixed = me.header.encode().len() as u64 + 8 + 4;
-        me.left = len.checked_sub(fixed).ok_or_else(|| bad(path, "truncated"))?;
+        let (rd, len) = CrcReader::open(path)?;
+        let mut me = Self { rd, left: 0, header: Header::default(), seen: 0, buf: Vec::new() };
+        me.header = Header::read(&mut me.rd, MAGIC, "history run")?;
+        // The trailer: the entry count and the checksum.
+        me.left = len.checked_sub(me.header.len() + 8 + 4).ok_or_else(|| bad(path, "truncated"))?;
         Ok(me)
     }
 
     fn header_len(&self) -> u64 {
-        self.header.encode().len() as u64
+        self.header.len()
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.r.read_exact(buf).map_err(|e| if e.kind() == io::ErrorKind::UnexpectedEof { bad(&self.path, "truncated") } else { io_at(&self.path, e) })?;
-        self.crc.update(buf);
-        Ok(())
+        self.rd.read(buf)
     }
 
     fn u64(&mut self) -> io::Result<u64> {
-        let mut b = [0u8; 8];
-        self.read(&mut b)?;
-        Ok(u64::from_le_bytes(b))
+        self.rd.u64()
     }
 
     /// The next entry and its length; `None` after the last (trailer verified).
     fn next_entry(&mut self) -> io::Result<Option<(RunEntry, u64)>> {
         if self.left == 0 {
             let count = self.u64()?;
-            let mut b = [0u8; 4];
-            self.r.read_exact(&mut b).map_err(|_| bad(&self.path, "truncated"))?;
-            if u32::from_le_bytes(b) != self.crc.clone().finalize() || count != self.seen {
-                return Err(bad(&self.path, "checksum mismatch"));
+            self.rd.check()?;
+            if count != self.seen {
+                return Err(bad(&self.rd.path, "checksum mismatch"));
             }
             return Ok(None);
         }
@@ -211,14 +156,14 @@ impl RunReader {
         let vlen = u32::from_le_bytes(head[30..34].try_into().expect("4")) as usize;
         let total = (HEAD + klen + vlen) as u64;
         if total > self.left {
-            return Err(bad(&self.path, "damaged entry"));
+            return Err(bad(&self.rd.path, "damaged entry"));
         }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         buf.extend_from_slice(&head);
         buf.resize(total as usize, 0);
         self.read(&mut buf[HEAD..])?;
-        let entry = RunEntry::decode(&buf).map(|(e, _)| e).ok_or_else(|| bad(&self.path, "damaged entry"))?;
+        let entry = RunEntry::decode(&buf).map(|(e, _)| e).ok_or_else(|| bad(&self.rd.path, "damaged entry"))?;
         self.buf = buf;
         self.left -= total;
         self.seen += 1;
@@ -234,30 +179,9 @@ pub struct Run {
     header: Header,
     count: u64,
     filter: BloomFilter,
-    /// Fingerprint and file offset of every [`BLOCK`]-th entry.
+    /// Fingerprint and file offset of every [`BLOCK`](super::runs::BLOCK)-th entry.
     blocks: Vec<(u128, u64)>,
     entries_end: u64,
-}
-
-/// Builds a run's in-memory part while its entries stream past (written or read).
-struct RunIndex {
-    filter: BloomFilter,
-    blocks: Vec<(u128, u64)>,
-    n: u64,
-}
-
-impl RunIndex {
-    fn new(expected: u64) -> Self {
-        Self { filter: BloomFilter::with_false_pos(FALSE_POS).expected_items(expected.max(1) as usize), blocks: Vec::new(), n: 0 }
-    }
-
-    fn add(&mut self, fp: u128, offset: u64) {
-        self.filter.insert_hash(fp as u64);
-        if self.n.is_multiple_of(BLOCK) {
-            self.blocks.push((fp, offset));
-        }
-        self.n += 1;
-    }
 }
 
 impl Run {
@@ -275,36 +199,23 @@ impl Run {
 
     /// Writes `entries` (in run order) as run `seq`.
     fn write(dir: &Path, seq: u64, header: Header, entries: impl Iterator<Item = io::Result<RunEntry>>) -> io::Result<Self> {
-        let path = run_path(dir, seq);
-        let tmp = path.with_extension("tmp");
-        let f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(|e| io_at(&tmp, e))?;
-        let mut w = BufWriter::with_capacity(1 << 16, f);
-        let mut crc = crc32fast::Hasher::new();
-        let head = header.encode();
-        crc.update(&head);
-        w.write_all(&head)?;
-        let mut offset = head.len() as u64;
-        let mut ix = RunIndex::new(header.expected);
-        let mut body = Vec::new();
-        for e in entries {
-            let e = e?;
-            ix.add(e.fp, offset);
-            body.clear();
-            e.encode(&mut body);
-            crc.update(&body);
-            w.write_all(&body)?;
-            offset += body.len() as u64;
-        }
-        let count = ix.n.to_le_bytes();
-        crc.update(&count);
-        w.write_all(&count)?;
-        w.write_all(&crc.finalize().to_le_bytes())?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all().map_err(|e| io_at(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(|e| io_at(&path, e))?;
-        File::open(dir)?.sync_all()?;
-        let file = File::open(&path).map_err(|e| io_at(&path, e))?;
+        let (path, file, (ix, offset, header)) = runs::write_run(dir, seq, EXT, |w| {
+            let head = header.encode(MAGIC);
+            w.put(&head)?;
+            let mut offset = head.len() as u64;
+            let mut ix = RunIndex::new(header.expected);
+            let mut body = Vec::new();
+            for e in entries {
+                let e = e?;
+                ix.add(e.fp, offset);
+                body.clear();
+                e.encode(&mut body);
+                w.put(&body)?;
+                offset += body.len() as u64;
+            }
+            w.put(&ix.n.to_le_bytes())?;
+            Ok((ix, offset, header))
+        })?;
         Ok(Self { seq, path, file, header, count: ix.n, filter: ix.filter, blocks: ix.blocks, entries_end: offset })
     }
 
@@ -337,16 +248,32 @@ impl Run {
         Ok(out)
     }
 
-    fn tier(&self) -> u32 {
-        let mut n = self.count.max(1) / 8_192;
-        let mut t = 0;
-        while n >= FANOUT as u64 {
-            n /= FANOUT as u64;
-            t += 1;
-        }
-        t
+}
+
+impl RunFile for Run {
+    fn open(path: &Path, seq: u64) -> io::Result<Self> {
+        Run::open(path, seq)
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn inputs(&self) -> &[u64] {
+        &self.header.inputs
+    }
+
+    fn count(&self) -> u64 {
+        self.count
     }
 }
+
+/// Entries in a run of the smallest size tier.
+const TIER_BASE: u64 = 8_192;
 
 /// Keeps, of one conversation's entries (in `n` order, no `n` twice), the newest `size` (the
 /// retention the newest was recorded under).
@@ -449,12 +376,6 @@ impl HistoryReader {
     }
 }
 
-/// Work done off the writer's thread: one at a time.
-enum Job {
-    Flush(JoinHandle<io::Result<Run>>),
-    Merge(JoinHandle<io::Result<Run>>, Vec<u64>),
-}
-
 /// The history of the webhook and enqueue paths (see the module docs). Owned by the store's
 /// writer; readers go through [`Self::reader`].
 pub struct HistoryRuns {
@@ -464,7 +385,7 @@ pub struct HistoryRuns {
     /// The log position the frozen memtable's entries end at.
     frozen_covers: Option<Position>,
     next_seq: u64,
-    job: Option<Job>,
+    job: Option<Job<Run>>,
     /// Every entry logged before this is in a run.
     floor: Option<Position>,
     retry_at_ms: u64,
@@ -474,29 +395,8 @@ impl HistoryRuns {
     /// Opens the runs in `dir` (created when missing), deleting leftovers of interrupted
     /// writes and runs a merged run replaced.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| io_at(dir, e))?;
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.ends_with(".tmp") {
-                std::fs::remove_file(&path).map_err(|e| io_at(&path, e))?;
-            } else if let Some(seq) = name.strip_prefix("run-").and_then(|n| n.strip_suffix(".history")).and_then(|n| n.parse::<u64>().ok()) {
-                found.push(seq);
-            }
-        }
-        found.sort_unstable();
-        let mut runs = Vec::new();
-        for &seq in &found {
-            runs.push(Arc::new(Run::open(&run_path(dir, seq), seq)?));
-        }
-        let replaced: std::collections::HashSet<u64> = runs.iter().flat_map(|r| r.header.inputs.iter().copied()).collect();
-        for r in runs.iter().filter(|r| replaced.contains(&r.seq)) {
-            std::fs::remove_file(&r.path).map_err(|e| io_at(&r.path, e))?;
-        }
-        runs.retain(|r| !replaced.contains(&r.seq));
+        let (runs, next_seq) = runs::open_dir::<Run>(dir, EXT)?;
         let floor = runs.iter().map(|r| r.header.covers).max();
-        let next_seq = found.last().map_or(1, |s| s + 1);
         let shared = Arc::new(RwLock::new(Shared { runs, ..Default::default() }));
         Ok(Self { dir: dir.to_path_buf(), shared, memtable_bytes: 0, frozen_covers: None, next_seq, job: None, floor, retry_at_ms: 0 })
     }
@@ -592,14 +492,8 @@ impl HistoryRuns {
     /// next flush (memtable full, or its entries reach back to an older segment than
     /// `segment`) or merge.
     pub fn maintain(&mut self, now: u64, committed: Position, segment: u64, wait: bool) -> io::Result<()> {
-        if let Some(job) = self.job.take() {
-            let finished = match &job {
-                Job::Flush(h) | Job::Merge(h, _) => h.is_finished(),
-            };
-            if !finished && !wait {
-                self.job = Some(job);
-                return Ok(());
-            }
+        if self.job.is_some() {
+            let Some(job) = runs::take_finished(&mut self.job, wait) else { return Ok(()) };
             if !self.install(job)? {
                 self.retry_at_ms = now + RETRY_MS;
             }
@@ -639,7 +533,7 @@ impl HistoryRuns {
     }
 
     /// Takes in a finished job's run; `false` when the job failed (logged).
-    fn install(&mut self, job: Job) -> io::Result<bool> {
+    fn install(&mut self, job: Job<Run>) -> io::Result<bool> {
         match job {
             Job::Flush(h) => match h.join().expect("history flush panicked") {
                 Ok(run) => {
@@ -676,16 +570,8 @@ impl HistoryRuns {
         Ok(true)
     }
 
-    /// The [`FANOUT`] oldest runs of the smallest tier that has that many.
     fn merge_candidates(&self) -> Option<Vec<Arc<Run>>> {
-        let mut tiers: BTreeMap<u32, Vec<Arc<Run>>> = BTreeMap::new();
-        for r in &self.shared.read().expect("history lock").runs {
-            tiers.entry(r.tier()).or_default().push(r.clone());
-        }
-        tiers.into_values().find(|v| v.len() >= FANOUT).map(|mut v| {
-            v.truncate(FANOUT);
-            v
-        })
+        runs::merge_candidates(&self.shared.read().expect("history lock").runs, TIER_BASE)
     }
 }
 
@@ -711,8 +597,8 @@ fn sorted(m: &Memtable) -> Vec<RunEntry> {
     out
 }
 
-fn spawn(f: impl FnOnce() -> io::Result<Run> + Send + 'static) -> io::Result<JoinHandle<io::Result<Run>>> {
-    std::thread::Builder::new().name("history-runs".into()).spawn(f)
+fn spawn(f: impl FnOnce() -> io::Result<Run> + Send + 'static) -> io::Result<std::thread::JoinHandle<io::Result<Run>>> {
+    runs::spawn("history-runs", f)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod ingest;
 mod leases;
 pub mod dedupe_runs;
 pub(crate) mod history_runs;
+mod runs;
 mod inbox_log;
 /// The frame log of the log-structured webhook path (`docs/log-store.md`); the redb store
 /// keeps its pull inbox in one ([`inbox_log`]).
