@@ -374,6 +374,66 @@ impl HistoryReader {
         }
         Ok(found.into_values().rev().collect())
     }
+
+    /// Calls `f` with each conversation's entries (`n` and the entry, oldest first; the caller
+    /// keeps its window), conversation by conversation, in one merged pass over the runs and
+    /// the memtables: a backup or export of a large history reads each run once, not one
+    /// index probe per conversation.
+    pub fn for_each_conversation<E>(&self, wrap: impl Fn(io::Error) -> E, mut f: impl FnMut(&str, Vec<(u64, HistoryEntry)>) -> Result<(), E>) -> Result<(), E> {
+        // Sources, newest first: the memtable, the frozen one, then the runs newest first; the
+        // source's index decides which copy of an `n` is kept.
+        let (fresh, runs) = {
+            let s = self.shared.read().expect("history lock");
+            let fresh: Vec<Vec<RunEntry>> = std::iter::once(&s.memtable)
+                .chain(s.frozen.as_deref())
+                .map(|m| {
+                    let mut v: Vec<RunEntry> =
+                        m.iter().map(|((key, n), kept)| RunEntry { fp: fingerprint(key), key: key.clone(), n: *n, size: kept.size, value: kept.entry.get().as_bytes().to_vec() }).collect();
+                    v.sort_unstable_by(|a, b| (a.fp, &a.key, a.n).cmp(&(b.fp, &b.key, b.n)));
+                    v
+                })
+                .collect();
+            (fresh, s.runs.iter().rev().cloned().collect::<Vec<_>>())
+        };
+        let mut sources: Vec<Box<dyn Iterator<Item = io::Result<RunEntry>>>> = Vec::new();
+        for part in fresh {
+            sources.push(Box::new(part.into_iter().map(Ok)));
+        }
+        for r in &runs {
+            let mut rd = RunReader::open(&r.path).map_err(&wrap)?;
+            sources.push(Box::new(std::iter::from_fn(move || rd.next_entry().transpose().map(|e| e.map(|(e, _)| e)))));
+        }
+        let mut heap = BinaryHeap::new();
+        let pull = |i: usize, sources: &mut Vec<Box<dyn Iterator<Item = io::Result<RunEntry>>>>, heap: &mut BinaryHeap<_>| -> io::Result<()> {
+            if let Some(e) = sources[i].next().transpose()? {
+                heap.push(std::cmp::Reverse((e.fp, e.key, e.n, i, e.value)));
+            }
+            Ok(())
+        };
+        for i in 0..sources.len() {
+            pull(i, &mut sources, &mut heap).map_err(&wrap)?;
+        }
+        let mut group: Vec<(u64, HistoryEntry)> = Vec::new();
+        let mut current: Option<(u128, String)> = None;
+        while let Some(std::cmp::Reverse((fp, key, n, i, value))) = heap.pop() {
+            pull(i, &mut sources, &mut heap).map_err(&wrap)?;
+            if current.as_ref().is_some_and(|(f, k)| (*f, k.as_str()) != (fp, key.as_str())) {
+                let (_, k) = current.take().expect("checked");
+                f(&k, std::mem::take(&mut group))?;
+            }
+            if current.is_none() {
+                current = Some((fp, key.clone()));
+            }
+            // The first copy of an `n` popped comes from the newest source holding it.
+            if group.last().is_none_or(|(last, _)| *last != n) {
+                group.push((n, decode_entry(Path::new(&key), &value).map_err(&wrap)?));
+            }
+        }
+        if let Some((_, k)) = current {
+            f(&k, group)?;
+        }
+        Ok(())
+    }
 }
 
 /// The history of the webhook and enqueue paths (see the module docs). Owned by the store's

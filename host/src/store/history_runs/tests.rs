@@ -77,3 +77,34 @@ fn a_damaged_run_is_refused() {
     std::fs::write(&path, bytes).unwrap();
     assert!(HistoryRuns::open(dir.path()).is_err());
 }
+
+/// One merged pass gives each conversation once, its entries in `n` order from every source,
+/// the newest source's copy where two hold the same `n`.
+#[test]
+fn every_conversation_comes_once_from_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = HistoryRuns::open(dir.path()).unwrap();
+    for c in 0..50 {
+        add(&mut h, &format!("a\0c{c}"), 0..3, 10);
+    }
+    h.flush_now(Position { segment: 0, offset: 10 }).unwrap();
+    for c in (0..50).step_by(2) {
+        add(&mut h, &format!("a\0c{c}"), 3..5, 10);
+    }
+    h.insert([("a\0c7".to_string(), 1, kept("newer copy", 10))]);
+    let mut seen = Vec::new();
+    h.reader()
+        .for_each_conversation(|e| e, |key, entries| -> io::Result<()> {
+            let ns: Vec<u64> = entries.iter().map(|(n, _)| *n).collect();
+            let c: usize = key.trim_start_matches("a\0c").parse().unwrap();
+            assert_eq!(ns, if c % 2 == 0 { vec![0, 1, 2, 3, 4] } else { vec![0, 1, 2] }, "{key}");
+            if c == 7 {
+                assert_eq!(entries[1].1.text.as_deref(), Some("newer copy"));
+            }
+            seen.push(c);
+            Ok(())
+        })
+        .unwrap();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..50).collect::<Vec<_>>());
+}

@@ -89,17 +89,10 @@ pub fn export(path: &Path, mut emit: impl FnMut(ExportRecord) -> std::io::Result
         out(ExportRecord::History { account, conversation, entry: tables::decode("history", v.value())? })?;
     }
     if let Some(log) = &log {
-        let reader = log.history_reader();
-        for r in txn.open_table(CONVERSATIONS)?.iter()? {
-            let (k, v) = r?;
-            let Some(ring) = tables::decode::<super::history::ConversationState>("conversations", v.value())?.ring else { continue };
-            let (account, conversation) = split(k.value());
-            let mut entries = reader.entries(k.value(), ring.next.saturating_sub(ring.size), ring.next).map_err(|e| StoreError::Io(format!("history runs: {e}")))?;
-            entries.reverse();
-            for entry in entries {
-                out(ExportRecord::History { account: account.clone(), conversation: conversation.clone(), entry })?;
-            }
-        }
+        super::history::for_each_kept(&txn, &log.history_reader(), |key, entry| {
+            let (account, conversation) = split(key);
+            out(ExportRecord::History { account, conversation, entry })
+        })?;
     }
     for r in txn.open_table(PLUGIN_KV)?.iter()? {
         let (k, v) = r?;

@@ -198,74 +198,119 @@ impl RedbStore {
 
 /// Moves the `history` table's entries (what stores kept before the history runs, and what
 /// backups keep) into the inbox log, numbering each conversation's entries by its row's ring
-/// (or, for rows from before the ring, by sequence), in one commit that also empties the
-/// table. Returns how many moved.
+/// (or, for rows from before the ring, by sequence), emptying the table as it goes: whole
+/// conversations at a time, about [`MIGRATE_CHUNK`] entries a commit, so a large history
+/// never sits in memory at once. Returns how many moved.
 pub(super) fn migrate_history(db: &redb::Database, inbox: &mut crate::store::inbox_log::InboxLog) -> Result<usize, StoreError> {
-    let txn = db.begin_write()?;
-    let mut by_conversation: std::collections::BTreeMap<String, Vec<HistoryEntry>> = Default::default();
-    for r in txn.open_table(HISTORY)?.iter()? {
-        let (k, v) = r?;
-        by_conversation.entry(k.value().0.to_string()).or_default().push(tables::decode("history", v.value())?);
-    }
-    if by_conversation.is_empty() {
-        return Ok(0);
-    }
-    let mut moved = 0;
-    {
-        let mut rows = txn.open_table(super::tables::CONVERSATIONS)?;
-        for (key, mut entries) in by_conversation {
-            let mut state: ConversationState = match rows.get(key.as_str())? {
-                Some(v) => tables::decode("conversations", v.value())?,
-                None => ConversationState::default(),
-            };
-            entries.sort_by_key(|e| e.seq);
-            let ring = state.ring.unwrap_or(Ring { size: entries.len() as u64, next: entries.len() as u64 });
-            let keep = entries.len().min(ring.size.max(1) as usize).min(ring.next as usize);
-            let first = ring.next - keep as u64;
-            for (i, entry) in entries.into_iter().rev().take(keep).rev().enumerate() {
-                inbox.record_history(&key, first + i as u64, ring.size.max(1).min(u32::MAX as u64) as u32, &entry);
-                moved += 1;
-            }
-            state.ring = Some(ring);
-            rows.insert(key.as_str(), tables::encode(&state).as_slice())?;
-        }
-    }
-    txn.open_table(HISTORY)?.retain(|_, _| false)?;
-    super::inbox::commit_with_log(txn, inbox)?;
-    Ok(moved)
+    migrate_history_by(db, inbox, MIGRATE_CHUNK)
 }
 
-/// Writes the history `reader` holds for every conversation row of `db` into its `history`
-/// table, keyed (conversation, n mod size) as the ring kept it (a backup's copy; its next open
-/// moves them back with [`migrate_history`]). Returns how many.
-pub(super) fn fold_history(db: &redb::Database, reader: &crate::store::history_runs::HistoryReader) -> Result<usize, StoreError> {
-    let mut rings = Vec::new();
-    {
-        let txn = db.begin_read()?;
-        for r in txn.open_table(super::tables::CONVERSATIONS)?.iter()? {
+fn migrate_history_by(db: &redb::Database, inbox: &mut crate::store::inbox_log::InboxLog, chunk_entries: usize) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    loop {
+        let txn = db.begin_write()?;
+        let mut chunk: Vec<(String, Vec<HistoryEntry>)> = Vec::new();
+        let mut n = 0;
+        for r in txn.open_table(HISTORY)?.iter()? {
             let (k, v) = r?;
-            if let Some(ring) = tables::decode::<ConversationState>("conversations", v.value())?.ring {
-                rings.push((k.value().to_string(), ring));
+            let key = k.value().0;
+            if chunk.last().is_none_or(|(last, _)| last != key) {
+                if n >= chunk_entries {
+                    break;
+                }
+                chunk.push((key.to_string(), Vec::new()));
+            }
+            chunk.last_mut().expect("pushed").1.push(tables::decode("history", v.value())?);
+            n += 1;
+        }
+        if chunk.is_empty() {
+            return Ok(moved);
+        }
+        {
+            let mut rows = txn.open_table(super::tables::CONVERSATIONS)?;
+            let mut table = txn.open_table(HISTORY)?;
+            for (key, mut entries) in chunk {
+                let mut state: ConversationState = match rows.get(key.as_str())? {
+                    Some(v) => tables::decode("conversations", v.value())?,
+                    None => ConversationState::default(),
+                };
+                entries.sort_by_key(|e| e.seq);
+                let ring = state.ring.unwrap_or(Ring { size: entries.len() as u64, next: entries.len() as u64 });
+                let keep = entries.len().min(ring.size.max(1) as usize).min(ring.next as usize);
+                let first = ring.next - keep as u64;
+                for (i, entry) in entries.into_iter().rev().take(keep).rev().enumerate() {
+                    inbox.record_history(&key, first + i as u64, ring.size.max(1).min(u32::MAX as u64) as u32, &entry);
+                    moved += 1;
+                }
+                state.ring = Some(ring);
+                rows.insert(key.as_str(), tables::encode(&state).as_slice())?;
+                table.retain_in((key.as_str(), 0)..=(key.as_str(), u64::MAX), |_, _| false)?;
             }
         }
+        super::inbox::commit_with_log(txn, inbox)?;
     }
+}
+
+/// History entries [`migrate_history`] moves per commit (whole conversations, so it may pass
+/// this by one conversation's).
+const MIGRATE_CHUNK: usize = 20_000;
+
+/// Writes the history `reader` holds into `db`'s `history` table, keyed (conversation,
+/// n mod size) as the ring kept it, each conversation's window as its row in `db` names it (a
+/// backup's copy; its next open moves them back with [`migrate_history`]). Streams, in
+/// commits of about [`MIGRATE_CHUNK`] entries. Returns how many.
+pub(super) fn fold_history(db: &redb::Database, reader: &crate::store::history_runs::HistoryReader) -> Result<usize, StoreError> {
+    let mut pending: Vec<(String, u64, HistoryEntry)> = Vec::new();
     let mut n = 0;
-    for chunk in rings.chunks(10_000) {
+    let write = |pending: &mut Vec<(String, u64, HistoryEntry)>| -> Result<(), StoreError> {
         let txn = db.begin_write()?;
         {
             let mut h = txn.open_table(HISTORY)?;
-            for (key, ring) in chunk {
-                let entries = reader.entries(key, ring.next.saturating_sub(ring.size), ring.next).map_err(|e| StoreError::Io(format!("history runs: {e}")))?;
-                for (i, entry) in entries.iter().enumerate() {
-                    let slot = (ring.next - 1 - i as u64) % ring.size.max(1);
-                    h.insert((key.as_ref(), slot), tables::encode(entry).as_slice())?;
-                    n += 1;
-                }
+            for (key, slot, entry) in pending.drain(..) {
+                h.insert((key.as_str(), slot), tables::encode(&entry).as_slice())?;
             }
         }
         txn.commit()?;
-    }
+        Ok(())
+    };
+    let rows_txn = db.begin_read()?;
+    let rows = rows_txn.open_table(super::tables::CONVERSATIONS)?;
+    reader.for_each_conversation(|e| StoreError::Io(format!("history runs: {e}")), |key, entries| -> Result<(), StoreError> {
+        let Some(ring) = rows.get(key)?.map(|v| tables::decode::<ConversationState>("conversations", v.value())).transpose()?.and_then(|s| s.ring) else {
+            return Ok(());
+        };
+        let from = ring.next.saturating_sub(ring.size);
+        for (m, entry) in entries.into_iter().filter(|(m, _)| (from..ring.next).contains(m)) {
+            pending.push((key.to_string(), m % ring.size.max(1), entry));
+            n += 1;
+        }
+        if pending.len() >= MIGRATE_CHUNK {
+            write(&mut pending)?;
+        }
+        Ok(())
+    })?;
+    write(&mut pending)?;
     Ok(n)
+}
+
+/// The entries of each conversation `txn`'s rows name, in the windows they name (oldest
+/// first), in one pass over `reader` (exports).
+pub(super) fn for_each_kept(
+    txn: &redb::ReadTransaction,
+    reader: &crate::store::history_runs::HistoryReader,
+    mut f: impl FnMut(&str, HistoryEntry) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let rows = txn.open_table(super::tables::CONVERSATIONS)?;
+    reader.for_each_conversation(|e| StoreError::Io(format!("history runs: {e}")), |key, entries| -> Result<(), StoreError> {
+        let Some(ring) = rows.get(key)?.map(|v| tables::decode::<ConversationState>("conversations", v.value())).transpose()?.and_then(|s| s.ring) else {
+            return Ok(());
+        };
+        let from = ring.next.saturating_sub(ring.size);
+        for (_, entry) in entries.into_iter().filter(|(m, _)| (from..ring.next).contains(m)) {
+            f(key, entry)?;
+        }
+        Ok(())
+    })
 }
 
 /// Records a message just enqueued in its conversation's history; `state` is the
@@ -368,6 +413,33 @@ mod tests {
         assert!(matches!(store.ingest_with(send("c2"), opts.clone()).await.unwrap(), Ingested::Stored(..)), "c1 closed at 20,170");
         assert_eq!(entries(&store), [20_170], "c1's entry pruned, c2's added");
         store.close().await;
+    }
+
+    /// A large old history moves a few conversations per commit, all of it in the end.
+    #[test]
+    fn history_moves_out_of_the_old_table_a_chunk_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("s.redb")).unwrap();
+        super::super::tables::create_all(&db).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut h = txn.open_table(HISTORY).unwrap();
+            for c in 0..5 {
+                for seq in 0..3u64 {
+                    let entry = HistoryEntry { seq, text: Some(format!("{c}/{seq}")), ..HistoryEntry::outbound(format!("m{seq}"), None, 1) };
+                    h.insert((key2("a", &format!("c{c}")).as_str(), seq), tables::encode(&entry).as_slice()).unwrap();
+                }
+            }
+        }
+        txn.commit().unwrap();
+        let mut inbox = crate::store::inbox_log::InboxLog::open(&dir.path().join("s.redb.inbox"), None, 1 << 20).unwrap();
+        assert_eq!(migrate_history_by(&db, &mut inbox, 4).unwrap(), 15);
+        assert_eq!(db.begin_read().unwrap().open_table(HISTORY).unwrap().len().unwrap(), 0);
+        let reader = inbox.history_reader();
+        for c in 0..5 {
+            let got: Vec<String> = reader.entries(&key2("a", &format!("c{c}")), 0, 3).unwrap().into_iter().map(|e| e.text.unwrap()).collect();
+            assert_eq!(got, [format!("{c}/2"), format!("{c}/1"), format!("{c}/0")]);
+        }
     }
 
     /// History kept in the `history` table (before the history runs: sequence-keyed rows
