@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// Bytes of entries (roughly) in the memtable before it is written as a run.
-pub const MEMTABLE_BYTES: usize = 8 << 20;
+pub const MEMTABLE_BYTES: usize = 4 << 20;
 const MAGIC: &[u8; 8] = b"SBHIST01";
 /// How long after a failed flush or merge the next one may start.
 const RETRY_MS: u64 = 5_000;
@@ -530,7 +530,7 @@ impl HistoryRuns {
         let m = std::mem::take(&mut self.shared.write().expect("history lock").memtable);
         self.memtable_bytes = 0;
         let seq = self.take_seq();
-        let run = Run::write(&self.dir, seq, Header { expected: m.len() as u64, covers, inputs: Vec::new() }, sorted(&m).into_iter().map(Ok))?;
+        let run = Run::write(&self.dir, seq, Header { expected: m.len() as u64, covers, inputs: Vec::new() }, sorted(&m).map(Ok))?;
         self.floor = self.floor.max(Some(covers));
         self.shared.write().expect("history lock").runs.push(Arc::new(run));
         Ok(())
@@ -574,7 +574,7 @@ impl HistoryRuns {
         if let (Some(m), Some(covers)) = (frozen, self.frozen_covers) {
             let (dir, seq) = (self.dir.clone(), self.take_seq());
             self.job = Some(Job::Flush(spawn(move || {
-                Run::write(&dir, seq, Header { expected: m.len() as u64, covers, inputs: Vec::new() }, sorted(&m).into_iter().map(Ok))
+                Run::write(&dir, seq, Header { expected: m.len() as u64, covers, inputs: Vec::new() }, sorted(&m).map(Ok))
             })?));
         } else if let Some(inputs) = self.merge_candidates() {
             let (dir, seq) = (self.dir.clone(), self.take_seq());
@@ -635,26 +635,23 @@ impl HistoryRuns {
     }
 }
 
-/// A memtable's entries in run order, each conversation trimmed to its newest entries.
-fn sorted(m: &Memtable) -> Vec<RunEntry> {
-    let mut out: Vec<RunEntry> = Vec::with_capacity(m.len());
-    let mut group: Vec<RunEntry> = Vec::new();
-    let mut groups: Vec<Vec<RunEntry>> = Vec::new();
-    for ((key, n), kept) in m {
-        if group.last().is_some_and(|g| &g.key != key) {
-            groups.push(std::mem::take(&mut group));
+/// A memtable's entries in run order, each conversation trimmed to its newest entries. Only
+/// references are sorted; each entry is copied out as it is written, so a flush holds about
+/// 40 bytes an entry beyond the frozen memtable itself.
+fn sorted(m: &Memtable) -> impl Iterator<Item = RunEntry> + '_ {
+    let mut refs: Vec<(u128, &str, u64, &Kept)> = Vec::with_capacity(m.len());
+    let mut group: Vec<(u64, &Kept)> = Vec::new();
+    let mut entries = m.iter().peekable();
+    while let Some(((key, n), kept)) = entries.next() {
+        group.push((*n, kept));
+        if entries.peek().is_none_or(|((next, _), _)| next != key) {
+            let keep = group.last().map_or(0, |(_, k)| k.size.max(1) as usize);
+            let fp = fingerprint(key);
+            refs.extend(group.drain(..).rev().take(keep).map(|(n, k)| (fp, key.as_str(), n, k)));
         }
-        let value = kept.entry.get().as_bytes().to_vec();
-        group.push(RunEntry { fp: 0, key: key.clone(), n: *n, size: kept.size, value });
     }
-    groups.push(group);
-    for mut g in groups.into_iter().filter(|g| !g.is_empty()) {
-        keep_newest(&mut g);
-        let fp = fingerprint(&g[0].key);
-        out.extend(g.into_iter().map(|e| RunEntry { fp, ..e }));
-    }
-    out.sort_unstable_by(|a, b| (a.fp, &a.key, a.n).cmp(&(b.fp, &b.key, b.n)));
-    out
+    refs.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    refs.into_iter().map(|(fp, key, n, kept)| RunEntry { fp, key: key.to_string(), n, size: kept.size, value: kept.entry.get().as_bytes().to_vec() })
 }
 
 fn spawn(f: impl FnOnce() -> io::Result<Run> + Send + 'static) -> io::Result<std::thread::JoinHandle<io::Result<Run>>> {
