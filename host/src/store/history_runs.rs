@@ -554,7 +554,7 @@ impl HistoryRuns {
     pub fn maintain(&mut self, now: u64, committed: Position, segment: u64, wait: bool) -> io::Result<()> {
         if self.job.is_some() {
             let Some(job) = runs::take_finished(&mut self.job, wait) else { return Ok(()) };
-            if !self.install(job)? {
+            if !self.install(job, wait)? {
                 self.retry_at_ms = now + RETRY_MS;
             }
         }
@@ -587,20 +587,21 @@ impl HistoryRuns {
             self.job = Some(Job::Merge(spawn(move || Run::write(&dir, seq, header, merged(&inputs)?))?, seqs));
         }
         if wait && let Some(job) = self.job.take() {
-            self.install(job)?;
+            self.install(job, true)?;
         }
         Ok(())
     }
 
-    /// Takes in a finished job's run; `false` when the job failed (logged).
-    fn install(&mut self, job: Job<Run>) -> io::Result<bool> {
+    /// Takes in a finished job's run; `false` when the job failed (logged). With `now`, the
+    /// files it replaces are deleted on this thread (see [`runs::remove_files`]).
+    fn install(&mut self, job: Job<Run>, now: bool) -> io::Result<bool> {
         match job {
             Job::Flush(h) => match h.join().expect("history flush panicked") {
                 Ok(run) => {
                     self.floor = self.floor.max(Some(run.header.covers));
                     self.frozen_covers = None;
                     let mut s = self.shared.write().expect("history lock");
-                    s.frozen = None;
+                    runs::drop_elsewhere(s.frozen.take());
                     s.runs.push(Arc::new(run));
                 }
                 Err(e) => {
@@ -616,10 +617,7 @@ impl HistoryRuns {
                     s.runs.sort_by_key(|r| r.seq);
                     drop(s);
                     // Readers holding a replaced run keep reading it through its open file.
-                    for seq in inputs {
-                        let path = run_path(&self.dir, seq);
-                        std::fs::remove_file(&path).map_err(|e| io_at(&path, e))?;
-                    }
+                    runs::remove_files(inputs.iter().map(|&seq| run_path(&self.dir, seq)).collect(), now)?;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not merge history runs; will retry");
