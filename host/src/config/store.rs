@@ -1,4 +1,4 @@
-//! `store = { kind = "redb", path = "...", cache_mib = 24 }` (the default) or
+//! `store = { kind = "redb", path = "...", cache_mib = 16 }` (the default) or
 //! `store = { kind = "postgres", url = "env:DATABASE_URL", pool_size = 16, ca_file = "..." }`
 //! (`ca_file`: extra trusted roots, PEM, for a URL with `sslmode=require`).
 //!

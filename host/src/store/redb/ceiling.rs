@@ -19,7 +19,7 @@
 //!   would cost if the B-tree work were done later in large batches instead of per group
 //!   commit (the writer's CPU per webhook counts both halves).
 //!
-//! `SWITCHBOARD_CEILING_CACHE_MIB` sets redb's page cache (default 24 MiB) for any mode.
+//! `SWITCHBOARD_CEILING_CACHE_MIB` sets redb's page cache (default: the store's, 16 MiB) for any mode.
 //!
 //! Unset (or any other value), the daemon stores webhooks as always.
 
