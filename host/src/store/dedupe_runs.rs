@@ -71,10 +71,6 @@ const TRAILER: u64 = 8 + 8 + 4;
 
 const EXT: &str = "dedupe";
 
-fn run_path(dir: &Path, seq: u64) -> PathBuf {
-    runs::run_path(dir, seq, EXT)
-}
-
 /// Streams a run's entries in order, checking its count and checksum at the end.
 struct RunReader {
     rd: CrcReader,
@@ -94,20 +90,12 @@ impl RunReader {
         Ok(me)
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.rd.read(buf)
-    }
-
-    fn u64(&mut self) -> io::Result<u64> {
-        self.rd.u64()
-    }
-
     /// The next entry and its length in bytes; `None` after the last (trailer verified, and
     /// then [`Self::header`] is complete).
     fn next_entry(&mut self) -> io::Result<Option<(Entry, u64)>> {
         if self.left == 0 {
-            self.header.count = self.u64()?;
-            self.header.max_expiry = self.u64()?;
+            self.header.count = self.rd.u64()?;
+            self.header.max_expiry = self.rd.u64()?;
             self.rd.check()?;
             if self.header.count != self.seen {
                 return Err(bad(&self.rd.path, "checksum mismatch"));
@@ -115,7 +103,7 @@ impl RunReader {
             return Ok(None);
         }
         let mut head = [0u8; 26];
-        self.read(&mut head)?;
+        self.rd.read(&mut head)?;
         let fp = u128::from_le_bytes(head[..16].try_into().expect("16"));
         let expires_at_ms = u64::from_le_bytes(head[16..24].try_into().expect("8"));
         let len = u16::from_le_bytes(head[24..].try_into().expect("2")) as usize;
@@ -124,7 +112,7 @@ impl RunReader {
             return Err(bad(&self.rd.path, "damaged entry"));
         }
         let mut key = vec![0u8; len];
-        self.read(&mut key)?;
+        self.rd.read(&mut key)?;
         self.left -= total;
         self.seen += 1;
         let key = String::from_utf8(key).map_err(|_| bad(&self.rd.path, "key is not UTF-8"))?;
@@ -231,20 +219,8 @@ impl RunFile for Run {
         Run::open(path, seq)
     }
 
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn inputs(&self) -> &[u64] {
-        &self.header.inputs
-    }
-
-    fn count(&self) -> u64 {
-        self.header.count
+    fn meta(&self) -> runs::RunMeta<'_> {
+        runs::RunMeta { seq: self.seq, path: &self.path, inputs: &self.header.inputs, count: self.header.count }
     }
 }
 
@@ -505,7 +481,7 @@ impl Dedupe {
             Job::Merge(h, inputs) => match h.join().expect("dedupe merge panicked") {
                 Ok(run) => {
                     self.runs.retain(|r| !inputs.contains(&r.seq));
-                    runs::remove_files(inputs.iter().map(|&seq| run_path(&self.dir, seq)).collect(), now)?;
+                    runs::remove_files(inputs.iter().map(|&seq| runs::run_path(&self.dir, seq, EXT)).collect(), now)?;
                     self.runs.push(Arc::new(run));
                     self.runs.sort_by_key(|r| r.seq);
                 }

@@ -104,10 +104,6 @@ type Header = runs::RunHead;
 
 const EXT: &str = "history";
 
-fn run_path(dir: &Path, seq: u64) -> PathBuf {
-    runs::run_path(dir, seq, EXT)
-}
-
 /// Streams a run's entries in order, verifying the count and checksum at the end.
 struct RunReader {
     rd: CrcReader,
@@ -132,18 +128,10 @@ impl RunReader {
         self.header.len()
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.rd.read(buf)
-    }
-
-    fn u64(&mut self) -> io::Result<u64> {
-        self.rd.u64()
-    }
-
     /// The next entry and its length; `None` after the last (trailer verified).
     fn next_entry(&mut self) -> io::Result<Option<(RunEntry, u64)>> {
         if self.left == 0 {
-            let count = self.u64()?;
+            let count = self.rd.u64()?;
             self.rd.check()?;
             if count != self.seen {
                 return Err(bad(&self.rd.path, "checksum mismatch"));
@@ -151,7 +139,7 @@ impl RunReader {
             return Ok(None);
         }
         let mut head = [0u8; HEAD];
-        self.read(&mut head)?;
+        self.rd.read(&mut head)?;
         let klen = u16::from_le_bytes(head[28..30].try_into().expect("2")) as usize;
         let vlen = u32::from_le_bytes(head[30..34].try_into().expect("4")) as usize;
         let total = (HEAD + klen + vlen) as u64;
@@ -162,7 +150,7 @@ impl RunReader {
         buf.clear();
         buf.extend_from_slice(&head);
         buf.resize(total as usize, 0);
-        self.read(&mut buf[HEAD..])?;
+        self.rd.read(&mut buf[HEAD..])?;
         let entry = RunEntry::decode(&buf).map(|(e, _)| e).ok_or_else(|| bad(&self.rd.path, "damaged entry"))?;
         self.buf = buf;
         self.left -= total;
@@ -255,20 +243,8 @@ impl RunFile for Run {
         Run::open(path, seq)
     }
 
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn inputs(&self) -> &[u64] {
-        &self.header.inputs
-    }
-
-    fn count(&self) -> u64 {
-        self.count
+    fn meta(&self) -> runs::RunMeta<'_> {
+        runs::RunMeta { seq: self.seq, path: &self.path, inputs: &self.header.inputs, count: self.count }
     }
 }
 
@@ -617,7 +593,7 @@ impl HistoryRuns {
                     s.runs.sort_by_key(|r| r.seq);
                     drop(s);
                     // Readers holding a replaced run keep reading it through its open file.
-                    runs::remove_files(inputs.iter().map(|&seq| run_path(&self.dir, seq)).collect(), now)?;
+                    runs::remove_files(inputs.iter().map(|&seq| runs::run_path(&self.dir, seq, EXT)).collect(), now)?;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not merge history runs; will retry");

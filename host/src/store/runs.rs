@@ -99,12 +99,28 @@ impl RunHead {
 pub trait RunFile: Sized + Send + Sync + 'static {
     /// Opens (and verifies) run `seq` at `path`.
     fn open(path: &Path, seq: u64) -> io::Result<Self>;
-    fn seq(&self) -> u64;
-    fn path(&self) -> &Path;
-    /// The runs this one replaced (a merge's inputs).
-    fn inputs(&self) -> &[u64];
-    /// Entries in the run (its size tier comes from this).
-    fn count(&self) -> u64;
+    fn meta(&self) -> RunMeta<'_>;
+    fn seq(&self) -> u64 {
+        self.meta().seq
+    }
+    fn path(&self) -> &Path {
+        self.meta().path
+    }
+    fn inputs(&self) -> &[u64] {
+        self.meta().inputs
+    }
+    fn count(&self) -> u64 {
+        self.meta().count
+    }
+}
+
+/// What the shared code reads of a run: its number and file, the runs it replaced (a merge's
+/// inputs) and its entry count (its size tier comes from this).
+pub struct RunMeta<'a> {
+    pub seq: u64,
+    pub path: &'a Path,
+    pub inputs: &'a [u64],
+    pub count: u64,
 }
 
 pub fn run_path(dir: &Path, seq: u64, ext: &str) -> PathBuf {

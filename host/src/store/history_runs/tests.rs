@@ -70,7 +70,7 @@ fn a_damaged_run_is_refused() {
     add(&mut h, "a\0c1", 0..3, 3);
     h.flush_now(Position { segment: 0, offset: 10 }).unwrap();
     drop(h);
-    let path = run_path(dir.path(), 1);
+    let path = runs::run_path(dir.path(), 1, EXT);
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

@@ -89,7 +89,7 @@ pub fn export(path: &Path, mut emit: impl FnMut(ExportRecord) -> std::io::Result
         out(ExportRecord::History { account, conversation, entry: tables::decode("history", v.value())? })?;
     }
     if let Some(log) = &log {
-        super::history::for_each_kept(&txn, &log.history_reader(), |key, entry| {
+        super::history::for_each_kept(&txn, &log.history_reader(), |key, _, entry| {
             let (account, conversation) = split(key);
             out(ExportRecord::History { account, conversation, entry })
         })?;

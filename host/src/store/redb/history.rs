@@ -273,17 +273,9 @@ pub(super) fn fold_history(db: &redb::Database, reader: &crate::store::history_r
         txn.commit()?;
         Ok(())
     };
-    let rows_txn = db.begin_read()?;
-    let rows = rows_txn.open_table(super::tables::CONVERSATIONS)?;
-    reader.for_each_conversation(|e| StoreError::Io(format!("history runs: {e}")), |key, entries| -> Result<(), StoreError> {
-        let Some(ring) = rows.get(key)?.map(|v| tables::decode::<ConversationState>("conversations", v.value())).transpose()?.and_then(|s| s.ring) else {
-            return Ok(());
-        };
-        let from = ring.next.saturating_sub(ring.size);
-        for (m, entry) in entries.into_iter().filter(|(m, _)| (from..ring.next).contains(m)) {
-            pending.push((key.to_string(), m % ring.size.max(1), entry));
-            n += 1;
-        }
+    for_each_kept(&db.begin_read()?, reader, |key, slot, entry| {
+        pending.push((key.to_string(), slot, entry));
+        n += 1;
         if pending.len() >= MIGRATE_CHUNK {
             write(&mut pending)?;
         }
@@ -294,11 +286,12 @@ pub(super) fn fold_history(db: &redb::Database, reader: &crate::store::history_r
 }
 
 /// The entries of each conversation `txn`'s rows name, in the windows they name (oldest
-/// first), in one pass over `reader` (exports).
+/// first), with each one's slot in its ring (`history` table's key), in one pass over
+/// `reader` (exports, and backups folding the history into their table).
 pub(super) fn for_each_kept(
     txn: &redb::ReadTransaction,
     reader: &crate::store::history_runs::HistoryReader,
-    mut f: impl FnMut(&str, HistoryEntry) -> Result<(), StoreError>,
+    mut f: impl FnMut(&str, u64, HistoryEntry) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let rows = txn.open_table(super::tables::CONVERSATIONS)?;
     reader.for_each_conversation(|e| StoreError::Io(format!("history runs: {e}")), |key, entries| -> Result<(), StoreError> {
@@ -306,8 +299,8 @@ pub(super) fn for_each_kept(
             return Ok(());
         };
         let from = ring.next.saturating_sub(ring.size);
-        for (_, entry) in entries.into_iter().filter(|(m, _)| (from..ring.next).contains(m)) {
-            f(key, entry)?;
+        for (m, entry) in entries.into_iter().filter(|(m, _)| (from..ring.next).contains(m)) {
+            f(key, m % ring.size.max(1), entry)?;
         }
         Ok(())
     })
