@@ -26,12 +26,20 @@ impl PgStore {
         let now = self.now_ms();
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        // Make sure the row exists, then lock it: whoever comes second sees the first's grant.
-        execute(&tx, "INSERT INTO leases (resource, holder, token, expires_at) VALUES ($1, '', 0, 0) ON CONFLICT DO NOTHING", &[&resource]).await?;
-        let cur = query_opt(&tx, "SELECT holder, token, expires_at FROM leases WHERE resource = $1 FOR UPDATE", &[&resource])
-            .await?
-            .map(|r| record(&r))
-            .expect("inserted above");
+        // One statement makes sure the row exists and locks it: whoever comes second sees the
+        // first's grant. (An `INSERT ... DO NOTHING` then `SELECT ... FOR UPDATE` found no row
+        // when another daemon's release deleted it between the two: CI caught it with two
+        // daemons polling one Telegram bot.) A conflicting row is kept as it is: the no-op
+        // update only takes its lock and returns it.
+        let cur = query_opt(
+            &tx,
+            "INSERT INTO leases (resource, holder, token, expires_at) VALUES ($1, '', 0, 0) \
+             ON CONFLICT (resource) DO UPDATE SET resource = EXCLUDED.resource RETURNING holder, token, expires_at",
+            &[&resource],
+        )
+        .await?
+        .map(|r| record(&r))
+        .ok_or_else(|| StoreError::Postgres("lease upsert returned no row".into()))?;
         if cur.expires_at_ms > now && cur.holder != holder {
             tx.commit().await?;
             return Ok(Acquire::Busy(cur));
