@@ -69,7 +69,11 @@ impl TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         if let TestStore::Postgres { url, schema } = self {
-            let (url, sql) = (url.clone(), format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            // A test that panicked inside a transaction leaves its row locks held by a
+            // connection of the test's runtime, which waits here: without a lock timeout the
+            // drop would wait for them forever (a hang instead of the test's failure). The
+            // schema is then left behind in the throwaway cluster.
+            let (url, sql) = (url.clone(), format!("SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"));
             // Drop runs inside the test's runtime: do the async clean-up on a thread of its own.
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
