@@ -38,6 +38,11 @@ fn refills(in_flight: usize, batch: usize) -> bool {
 pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
     let mut cut_off = app.cut_off.subscribe();
+    // Whether this worker's last claim got all it asked for: more is likely due, so the next
+    // claim skips the look (a read transaction a claim, ~2 % of the request threads' CPU under
+    // load) and claims at once. An empty claim costs a commit; this risks one at most, at the
+    // end of a burst.
+    let mut last_full = false;
     loop {
         // Shutting down: no more claims; the deliveries under way finish (or are cut off).
         let stopping = *shutdown.borrow();
@@ -62,7 +67,8 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
             let now = app.clock.now_ms();
             let free = cfg.batch - tasks.len();
             // Look (a read) before claiming (a durable write): idle, nothing is committed.
-            let next = app.store.next_outbox_due(cfg.ordered).await;
+            let looked = !last_full;
+            let next = if looked { app.store.next_outbox_due(cfg.ordered).await } else { Ok(Some(now)) };
             let claimed = match next {
                 Ok(None) => Vec::new(),
                 Ok(Some(at)) if at > now => Vec::new(),
@@ -74,7 +80,8 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
                     }
                 },
             };
-            if claimed.len() >= free {
+            last_full = claimed.len() >= free;
+            if last_full {
                 // As many as asked for: more may be due. Another worker looks meanwhile.
                 app.outbox_wake.notify_one();
             }
@@ -82,6 +89,8 @@ pub async fn run(app: Arc<App>, worker: usize, mut shutdown: watch::Receiver<boo
             // Claimed fewer than asked: nothing else is due before `next` (or, when it was due
             // and not all of it could be taken, look again after the poll interval).
             sleep = match next {
+                // Claimed without looking and got less: look now, for when the rest is due.
+                _ if !looked && !last_full => Duration::ZERO,
                 Ok(next) => crate::idle::sleep_for(next, now, poll, app.store.shared()),
                 Err(_) => poll,
             };
