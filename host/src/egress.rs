@@ -244,9 +244,9 @@ mod tests {
         assert!(!allowed("http://127.0.0.1:9000", "http://127.0.0.1:9001/"));
     }
 
-    /// A loopback provider: `/echo` answers with the request's `accept` and `x-probe` headers
-    /// and body, `/big` with 2 KiB, `/slow` never.
-    async fn provider() -> String {
+    /// A loopback provider, and an allowlist naming it for `scheme`: `/echo` answers with the
+    /// request's `accept` and `x-probe` headers and body, `/big` with 2 KiB, `/slow` never.
+    async fn provider(scheme: &str) -> (String, [HostPattern; 1]) {
         use axum::routing::{get, post};
         let app = axum::Router::new()
             .route(
@@ -261,7 +261,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("127.0.0.1:{}", addr.port())
+        let host = format!("127.0.0.1:{}", addr.port());
+        let allowed = [HostPattern::parse(&format!("{scheme}://{host}")).unwrap()];
+        (host, allowed)
     }
 
     fn get(url: String, timeout_ms: Option<u32>) -> HttpRequest {
@@ -277,8 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_and_its_answer_go_through_unchanged() {
-        let host = provider().await;
-        let allowed = [HostPattern::parse(&format!("http://{host}")).unwrap()];
+        let (host, allowed) = provider("http").await;
         for (route, e) in both_routes(1024) {
             let req = HttpRequest {
                 method: "POST".into(),
@@ -296,8 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_over_the_size_cap_is_refused() {
-        let host = provider().await;
-        let allowed = [HostPattern::parse(&format!("http://{host}")).unwrap()];
+        let (host, allowed) = provider("http").await;
         for (route, e) in both_routes(1024) {
             let err = e.fetch(get(format!("http://{host}/big"), None), &allowed).await.unwrap_err();
             assert_eq!(err, EgressError::TooLarge, "{route}");
@@ -309,8 +309,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_past_its_timeout_is_a_timeout() {
-        let host = provider().await;
-        let allowed = [HostPattern::parse(&format!("http://{host}")).unwrap()];
+        let (host, allowed) = provider("http").await;
         for (route, e) in both_routes(1024) {
             let err = e.fetch(get(format!("http://{host}/slow"), Some(50)), &allowed).await.unwrap_err();
             assert_eq!(err, EgressError::Timeout, "{route}");
@@ -321,8 +320,7 @@ mod tests {
     async fn https_is_spoken_and_its_failure_names_no_url() {
         // A plain-HTTP server where TLS is expected: the handshake fails, as it does for a
         // certificate that does not verify, and the error carries no part of the URL.
-        let host = provider().await;
-        let allowed = [HostPattern::parse(&format!("https://{host}")).unwrap()];
+        let (host, allowed) = provider("https").await;
         for (route, e) in both_routes(1024) {
             let err = e.fetch(get(format!("https://{host}/bot123:SECRET/echo"), None), &allowed).await.unwrap_err();
             match err {
