@@ -72,9 +72,11 @@ impl Limiter {
 
     /// Takes one cell from each bucket, or says how long to wait (ms) and which limit it was.
     ///
-    /// A refusal from a later bucket does not return the cells taken from earlier ones; the
-    /// cost is that a throttled message slightly under-uses its account's budget, never
-    /// over-uses it.
+    /// A refusal from a later bucket does not return the cells taken from earlier ones (GCRA
+    /// has no give-back), so the buckets are taken narrowest first: a message its recipient or
+    /// conversation must hold back costs only that recipient's and conversation's cells, never
+    /// the account's, which every other recipient shares. A message the account then refuses
+    /// has spent its own recipient's cells: it under-uses those, never over-uses any.
     pub fn check(&self, account: &str, recipient: &str, conversation: &str) -> Result<(), (u64, Scope)> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
@@ -86,9 +88,9 @@ impl Limiter {
                 (ms.max(1), scope)
             })
         };
-        wait(self.account.check_key(&account.to_string()), Scope::Account)?;
-        wait(self.recipient.check_key(&format!("{account}\0{recipient}")), Scope::Recipient)?;
         wait(self.conversation.check_key(&format!("{account}\0{conversation}")), Scope::Conversation)?;
+        wait(self.recipient.check_key(&format!("{account}\0{recipient}")), Scope::Recipient)?;
+        wait(self.account.check_key(&account.to_string()), Scope::Account)?;
         Ok(())
     }
 
@@ -146,6 +148,24 @@ mod tests {
         }
         assert_eq!(l.check("a", "r-new", "r-new").unwrap_err().1, Scope::Account);
         assert_eq!(l.check("b", "r-new", "r-new"), Ok(()), "other accounts are separate");
+    }
+
+    #[test]
+    fn a_recipient_held_back_does_not_spend_the_accounts_budget() {
+        let clock = ManualClock::new(1_000_000);
+        let limits = RateLimits { account_per_sec: 20, ..RateLimits::default() };
+        let l = Limiter::new(limits, Arc::new(clock.clone()));
+        for _ in 0..10 {
+            assert_eq!(l.check("a", "busy", "busy"), Ok(()), "the recipient's burst");
+        }
+        for _ in 0..10 {
+            assert_eq!(l.check("a", "busy", "busy").unwrap_err().1, Scope::Recipient);
+        }
+        // Ten of the account's 20 cells went to the sends above; the refusals took none.
+        for i in 0..10 {
+            assert_eq!(l.check("a", &format!("r{i}"), &format!("r{i}")), Ok(()), "recipient {i}");
+        }
+        assert_eq!(l.check("a", "r-new", "r-new").unwrap_err().1, Scope::Account);
     }
 
     #[test]
