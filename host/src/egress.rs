@@ -174,10 +174,22 @@ impl Egress {
     }
 }
 
-/// The plugin's request as hyper's, to the URL as `url` normalised it. Like reqwest, it asks
-/// for any content type unless the plugin said otherwise.
+/// The plugin's request as hyper's, to the URL as `url` normalised it. As reqwest did, it asks
+/// for any content type unless the plugin said otherwise, and credentials in the URL
+/// (`https://user:pass@host/`) become a Basic `authorization` header (replacing one the
+/// plugin sent, as reqwest's did) instead of going out in the URL.
 fn direct_request(method: http::Method, url: &url::Url, req: HttpRequest) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, EgressError> {
     let invalid = |e: http::Error| EgressError::InvalidRequest(e.to_string());
+    let mut basic = None;
+    let mut url = std::borrow::Cow::Borrowed(url);
+    if !url.username().is_empty() || url.password().is_some() {
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let credentials = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+        basic = Some(format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, credentials)));
+        let bare = url.to_mut();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+    }
     let mut builder = http::Request::builder().method(method).uri(url.as_str());
     let headers = builder.headers_mut().expect("a fresh builder has headers");
     for (k, v) in &req.headers {
@@ -187,6 +199,11 @@ fn direct_request(method: http::Method, url: &url::Url, req: HttpRequest) -> Res
     }
     if !headers.contains_key(http::header::ACCEPT) {
         headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("*/*"));
+    }
+    if let Some(basic) = basic {
+        let mut value = http::HeaderValue::from_str(&basic).map_err(|e| invalid(e.into()))?;
+        value.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, value);
     }
     builder.body(http_body_util::Full::new(bytes::Bytes::from(req.body))).map_err(invalid)
 }
@@ -253,7 +270,7 @@ mod tests {
                 "/echo",
                 post(|h: axum::http::HeaderMap, body: bytes::Bytes| async move {
                     let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
-                    ([("x-seen", format!("{} {}", header("accept"), header("x-probe")))], body)
+                    ([("x-seen", format!("{} {}", header("accept"), header("x-probe"))), ("x-auth", header("authorization"))], body)
                 }),
             )
             .route("/big", get(|| async { vec![b'x'; 2048] }))
@@ -292,6 +309,23 @@ mod tests {
             assert_eq!((resp.status, resp.body.as_slice()), (200, &b"hello"[..]), "{route}");
             let seen = resp.headers.iter().find(|(k, _)| k == "x-seen").map(|(_, v)| v.as_str());
             assert_eq!(seen, Some("*/* 1"), "{route}: accept defaults to */*, the plugin's headers pass");
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_in_the_url_become_a_basic_authorization_header() {
+        let (host, allowed) = provider("http").await;
+        for (route, e) in both_routes(1024) {
+            let post = |url: String, headers: Vec<(String, String)>| HttpRequest { method: "POST".into(), url, headers, ..Default::default() };
+            let auth = |r: HttpResponse| r.headers.into_iter().find(|(k, _)| k == "x-auth").map(|(_, v)| v);
+            let r = e.fetch(post(format!("http://AC1:s%40cret@{host}/echo"), vec![]), &allowed).await.unwrap();
+            // base64("AC1:s@cret")
+            assert_eq!(auth(r).as_deref(), Some("Basic QUMxOnNAY3JldA=="), "{route}: decoded, then encoded");
+            let own = vec![("authorization".into(), "Bearer t".into())];
+            let r = e.fetch(post(format!("http://AC1:x@{host}/echo"), own), &allowed).await.unwrap();
+            assert_eq!(auth(r).as_deref(), Some("Basic QUMxOng="), "{route}: the URL's credentials win, as they always have");
+            let r = e.fetch(post(format!("http://{host}/echo"), vec![("authorization".into(), "Bearer t".into())]), &allowed).await.unwrap();
+            assert_eq!(auth(r).as_deref(), Some("Bearer t"), "{route}: without any, the plugin's header goes as it is");
         }
     }
 
